@@ -1,0 +1,237 @@
+/**
+ * Stream: the public handle on one named stream of a fabric. It validates every call, tracks the
+ * fabric's closed state, and turns the transport's log into followers; the transport does the I/O.
+ *
+ * Guarantees (docs/guarantees.md): sequences are dense per stream; a batch is visible whole or
+ * not at all; a follower sees every event from its start exactly once, in order, with no gap
+ * between history and live; a trimmed start throws `TruncatedError`, never a silent skip.
+ */
+import {
+  AbortError,
+  ClosedError,
+  InvalidArgumentError,
+  StreamResetError,
+  show,
+  TruncatedError,
+} from './errors.js';
+import type { EventLog } from './event-log.js';
+import { Follower, type FollowerStart } from './follower.js';
+import { validateTopic } from './topic-matcher.js';
+import type { TransportStream } from './transport.js';
+import type {
+  EventInput,
+  FollowOptions,
+  PublishOptions,
+  ReadOptions,
+  StreamInfo,
+  StreamOptions,
+  WeftEvent,
+} from './types.js';
+import { checkCount, checkKeys, checkSignal, checkStart } from './validate.js';
+
+const PUBLISH_KEYS = ['topic', 'signal'];
+const BATCH_KEYS = ['signal'];
+const READ_KEYS = ['from', 'last', 'limit', 'signal'];
+const FOLLOW_KEYS = ['from', 'last', 'epoch', 'signal'];
+const SIGNAL_KEYS = ['signal'];
+
+/** What a stream needs from its fabric. */
+export interface StreamOwner {
+  readonly isClosed: boolean;
+}
+
+export class Stream<T = unknown> {
+  readonly name: string;
+  readonly options: Readonly<StreamOptions>;
+  #ts: TransportStream;
+  #owner: StreamOwner;
+
+  /** @internal Use `fabric.stream(name)`. */
+  constructor(owner: StreamOwner, ts: TransportStream, options: StreamOptions) {
+    this.name = ts.name;
+    this.options = Object.freeze({ ...options });
+    this.#ts = ts;
+    this.#owner = owner;
+  }
+
+  /**
+   * Appends one event and resolves with its sequence number.
+   * @throws ClosedError (stream or fabric closed), InvalidArgumentError, AbortError.
+   */
+  publish(data: T, options?: PublishOptions): Promise<number> {
+    let topic: string | undefined;
+    if (options !== undefined) {
+      try {
+        checkKeys('publish options', options, PUBLISH_KEYS);
+        if (options.topic !== undefined) topic = topicOf('publish options.topic', options.topic);
+        const signal = checkSignal('publish options.signal', options.signal);
+        if (signal?.aborted) throw new AbortError(signal.reason);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    if (this.#owner.isClosed) return Promise.reject(this.#closedError());
+    try {
+      const first = this.#ts.append([{ data, topic }], options?.signal);
+      return typeof first === 'number' ? Promise.resolve(first) : first;
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * Appends several events atomically: all become visible at once, or none. Resolves with their
+   * sequence numbers (consecutive).
+   */
+  async publishBatch(items: readonly EventInput<T>[], options?: { signal?: AbortSignal }): Promise<number[]> {
+    checkKeys('publishBatch options', options, BATCH_KEYS);
+    const signal = checkSignal('publishBatch options.signal', options?.signal);
+    if (!Array.isArray(items)) {
+      throw new InvalidArgumentError(`publishBatch items must be an array, got ${show(items)}`);
+    }
+    const batch: EventInput[] = new Array(items.length);
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i];
+      checkKeys(`publishBatch items[${i}]`, item, ['data', 'topic']);
+      if (item === undefined || !('data' in item)) {
+        throw new InvalidArgumentError(
+          `publishBatch items[${i}] must have a 'data' field, got ${show(item)}`,
+        );
+      }
+      batch[i] = {
+        data: item.data,
+        topic: item.topic === undefined ? undefined : topicOf(`publishBatch items[${i}].topic`, item.topic),
+      };
+    }
+    if (signal?.aborted) throw new AbortError(signal.reason);
+    if (this.#owner.isClosed) throw this.#closedError();
+    if (batch.length === 0) return [];
+    const first = await this.#ts.append(batch, signal);
+    const seqs = new Array<number>(batch.length);
+    for (let i = 0; i < seqs.length; i++) seqs[i] = first + i;
+    return seqs;
+  }
+
+  /**
+   * Retained events, oldest first: all of them, the newest `last`, or from `from` on (at most `limit`).
+   * @throws TruncatedError when `from` is older than the oldest retained event.
+   */
+  async read(options?: ReadOptions): Promise<WeftEvent<T>[]> {
+    checkKeys('read options', options, READ_KEYS);
+    const signal = checkSignal('read options.signal', options?.signal);
+    const limit =
+      options?.limit === undefined
+        ? Number.POSITIVE_INFINITY
+        : checkCount('read options.limit', options.limit);
+    const from = options?.from === undefined ? undefined : checkStart('read options.from', options.from);
+    const last = options?.last === undefined ? undefined : checkCount('read options.last', options.last);
+    if (from !== undefined && last !== undefined) {
+      throw new InvalidArgumentError(
+        `read options: give 'from' or 'last', not both (got from ${show(from)}, last ${last})`,
+      );
+    }
+    if (signal?.aborted) throw new AbortError(signal.reason);
+    this.#checkOpen();
+    const bounds = await this.#ts.bounds(signal);
+    let start: number;
+    if (last !== undefined) start = Math.max(bounds.first, bounds.next - last);
+    else if (from === undefined || from === 'start') start = bounds.first;
+    else if (from === 'end') return [];
+    else start = from;
+    if (start < bounds.first) throw new TruncatedError(this.name, start, bounds.first);
+    return (await this.#ts.read(start, limit, signal)) as WeftEvent<T>[];
+  }
+
+  /**
+   * Follows the stream: history from the start position, then every new event, until the stream
+   * closes (done), fails (throws its error), the signal aborts, or the loop breaks.
+   * Default start: 'end' (only events published after this call).
+   */
+  follow(options?: FollowOptions): Follower<T> {
+    checkKeys('follow options', options, FOLLOW_KEYS);
+    const signal = checkSignal('follow options.signal', options?.signal);
+    const from = options?.from === undefined ? undefined : checkStart('follow options.from', options.from);
+    const last = options?.last === undefined ? undefined : checkCount('follow options.last', options.last);
+    if (from !== undefined && last !== undefined) {
+      throw new InvalidArgumentError(
+        `follow options: give 'from' or 'last', not both (got from ${show(from)}, last ${last})`,
+      );
+    }
+    if (options?.epoch !== undefined && typeof options.epoch !== 'string') {
+      throw new InvalidArgumentError(`follow options.epoch must be a string, got ${show(options.epoch)}`);
+    }
+    const log = this.#ts.log;
+    if (log === undefined) {
+      throw new InvalidArgumentError(`transport of stream '${this.name}' does not support follow yet`);
+    }
+    let start: FollowerStart;
+    if (this.#owner.isClosed) start = { error: this.#closedError() };
+    else if (options?.epoch !== undefined && options.epoch !== this.#ts.epoch) {
+      start = { error: new StreamResetError(this.name, options.epoch, this.#ts.epoch, 'was recreated') };
+    } else start = startIn(this.name, log, from ?? (last === undefined ? 'end' : undefined), last);
+    return new Follower<T>(this.name, log, start, signal);
+  }
+
+  /** The stream's identity and bounds. */
+  async info(options?: { signal?: AbortSignal }): Promise<StreamInfo> {
+    checkKeys('info options', options, SIGNAL_KEYS);
+    this.#checkOpen();
+    const b = await this.#ts.bounds(options?.signal);
+    return {
+      stream: this.name,
+      epoch: b.epoch,
+      first: b.first,
+      last: b.next - 1,
+      length: b.next - b.first,
+      closed: b.closed,
+    };
+  }
+
+  /** Closes the stream for everyone: every follower finishes after what was published; publishing throws ClosedError. */
+  async close(): Promise<void> {
+    if (this.#owner.isClosed) return;
+    await this.#ts.close();
+  }
+
+  /** Fails the stream for everyone: every follower throws `error` after what was published (Consul's AppendErr). */
+  async fail(error: Error): Promise<void> {
+    if (!(error instanceof Error))
+      throw new InvalidArgumentError(`fail() needs an Error, got ${show(error)}`);
+    this.#checkOpen();
+    await this.#ts.fail(error);
+  }
+
+  #checkOpen(): void {
+    if (this.#owner.isClosed) throw this.#closedError();
+  }
+  #closedError(): ClosedError {
+    return new ClosedError(`fabric is closed (stream '${this.name}')`);
+  }
+}
+
+function topicOf(what: string, topic: unknown): string {
+  if (typeof topic !== 'string')
+    throw new InvalidArgumentError(`${what} must be a string, got ${show(topic)}`);
+  validateTopic(topic);
+  return topic;
+}
+
+/** Resolves a follow start against an in-process log (synchronously, so 'end' means "after this call"). */
+export function startIn(
+  stream: string,
+  log: EventLog<WeftEvent>,
+  from: 'start' | 'end' | number | undefined,
+  last: number | undefined,
+): FollowerStart {
+  if (from === 'end') {
+    const tail = log.tail;
+    return { chunk: tail, index: tail.events.length };
+  }
+  let seq: number;
+  if (last !== undefined) seq = Math.max(log.firstSeq, log.nextSeq - last);
+  else if (from === 'start' || from === undefined) seq = log.firstSeq;
+  else seq = from;
+  if (seq < log.firstSeq) return { error: new TruncatedError(stream, seq, log.firstSeq) };
+  if (seq > log.nextSeq) return { waitFor: seq };
+  return log.locate(seq);
+}
