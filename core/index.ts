@@ -51,3 +51,12 @@ export type {
   StreamOptions,
   WeftEvent,
 } from './types.js';
+export { GapError, Resequencer, WindowFullError } from './resequencer.js';
+export type {
+  GapTimeoutPolicy,
+  OverflowPolicy,
+  ResequencerGap,
+  ResequencerMode,
+  ResequencerOptions,
+  ResequencerStats,
+} from './resequencer.js';

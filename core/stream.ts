@@ -72,7 +72,11 @@ export class Stream<T = unknown> {
     }
     if (this.#owner.isClosed) return Promise.reject(this.#closedError());
     try {
-      const first = this.#ts.append([{ data, topic }], options?.signal);
+      const ts = this.#ts;
+      const first =
+        ts.appendOne !== undefined
+          ? ts.appendOne(data, topic, options?.signal)
+          : ts.append([{ data, topic }], options?.signal);
       return typeof first === 'number' ? Promise.resolve(first) : first;
     } catch (e) {
       return Promise.reject(e);

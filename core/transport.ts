@@ -68,6 +68,8 @@ export interface TransportStream {
    * @throws ClosedError when the stream was closed or failed.
    */
   append(batch: readonly EventInput[], signal?: AbortSignal): number | Promise<number>;
+  /** Optional fast path for one event (saves the batch allocation); same contract as `append`. */
+  appendOne?(data: unknown, topic: string | undefined, signal?: AbortSignal): number | Promise<number>;
   /**
    * Up to `limit` retained events with `seq >= from`, oldest first (empty when `from >= next`).
    * @throws TruncatedError when `from` is older than the oldest retained event.

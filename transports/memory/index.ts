@@ -47,12 +47,15 @@ class Generation {
 export class MemoryStream implements TransportStream {
   readonly name: string;
   #retention: RetentionOptions;
+  /** Whether appends must move the retention cursor (kept out of the hot path when not). */
+  #retained: boolean;
   #gen = new Generation();
   #ttlTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(name: string, retention: RetentionOptions) {
     this.name = name;
     this.#retention = retention;
+    this.#retained = retention.maxLength !== undefined || retention.maxAgeMs !== undefined;
     if (retention.ttlMs !== undefined) this.#armTtl(retention.ttlMs);
   }
 
@@ -63,6 +66,18 @@ export class MemoryStream implements TransportStream {
     return this.#gen.epoch;
   }
 
+  appendOne(data: unknown, topic: string | undefined): number {
+    const gen = this.#gen;
+    if (gen.closed) throw this.#closedError(gen);
+    const log = gen.log;
+    const seq = log.nextSeq;
+    const time = Date.now();
+    log.appendOne({ stream: this.name, seq, time, topic, data });
+    gen.lastAppend = time;
+    if (this.#retained) this.#retain(log, time);
+    return seq;
+  }
+
   append(batch: readonly EventInput[]): number {
     const gen = this.#gen;
     if (gen.closed) throw this.#closedError(gen);
@@ -70,22 +85,21 @@ export class MemoryStream implements TransportStream {
     const first = log.nextSeq;
     const time = Date.now();
     const name = this.name;
-    if (batch.length === 1) {
-      const e = batch[0]!;
-      log.appendOne({ stream: name, seq: first, time, topic: e.topic, data: e.data });
-    } else {
-      const events = new Array<WeftEvent>(batch.length);
-      for (let i = 0; i < batch.length; i++) {
-        const e = batch[i]!;
-        events[i] = { stream: name, seq: first + i, time, topic: e.topic, data: e.data };
-      }
-      log.append(events);
+    const events = new Array<WeftEvent>(batch.length);
+    for (let i = 0; i < batch.length; i++) {
+      const e = batch[i]!;
+      events[i] = { stream: name, seq: first + i, time, topic: e.topic, data: e.data };
     }
+    log.append(events);
     gen.lastAppend = time;
-    const r = this.#retention;
-    if (r.maxLength !== undefined && log.length > r.maxLength) log.trimTo(log.nextSeq - r.maxLength);
-    if (r.maxAgeMs !== undefined) log.trimOlderThan(time - r.maxAgeMs);
+    if (this.#retained) this.#retain(log, time);
     return first;
+  }
+
+  #retain(log: EventLog<WeftEvent>, time: number): void {
+    const r = this.#retention;
+    if (r.maxLength !== undefined && log.nextSeq - log.firstSeq > r.maxLength) log.trimTo(log.nextSeq - r.maxLength);
+    if (r.maxAgeMs !== undefined) log.trimOlderThan(time - r.maxAgeMs);
   }
 
   async read(from: number, limit: number): Promise<WeftEvent[]> {
