@@ -14,6 +14,20 @@ import { memoryTransport } from './transports/memory/index.js';
 export * from './core/index.js';
 
 registerTransport('memory', memoryTransport);
+// The others load only when a config selects them (so `weft` stays light, and a missing optional
+// dependency fails with a ConfigError naming the transport).
+registerTransport('sab', {
+  schemes: ['sab:'],
+  load: async () => (await import('./transports/sab/index.js')).factory,
+});
+registerTransport('websocket', {
+  schemes: ['ws:', 'wss:'],
+  load: async () => (await import('./transports/websocket/index.js')).factory,
+});
+registerTransport('redis', {
+  schemes: ['redis:', 'rediss:'],
+  load: async () => (await import('./transports/redis/index.js')).factory,
+});
 
 /**
  * Creates a fabric. With no argument: `WEFT_URL`, else `WEFT_CONFIG` / `./weft.config.json`, else memory.

@@ -5,17 +5,34 @@
  * `'redis://127.0.0.1:6379'`, or (through the Node entry) `WEFT_URL` and `weft.config.json`.
  * Transports register themselves by name; core never imports one (style point 1).
  */
-import { ClosedError, ConfigError, InvalidArgumentError, show } from './errors.js';
+import { ClosedError, ConfigError, ErrorCode, InvalidArgumentError, show, WeftError } from './errors.js';
 import { Stream } from './stream.js';
-import type { Transport, TransportConfig, TransportFactory } from './transport.js';
+import type {
+  PublisherPool,
+  PublisherPoolOptions,
+  Transport,
+  TransportConfig,
+  TransportFactory,
+} from './transport.js';
 import type { StreamOptions } from './types.js';
 import { checkName, checkRetention, sameRetention } from './validate.js';
 
-const registry = new Map<string, TransportFactory>();
+/** A registered transport: its URL schemes, and how to load its factory (lazily, so unused ones cost nothing). */
+export interface TransportEntry {
+  readonly schemes: readonly string[];
+  load(): TransportFactory | Promise<TransportFactory>;
+}
 
-/** Makes a transport selectable by name (and by its URL schemes). Registering a name twice replaces it. */
-export function registerTransport(name: string, factory: TransportFactory): void {
-  registry.set(name, factory);
+const registry = new Map<string, TransportEntry>();
+
+/**
+ * Makes a transport selectable by name (and by its URL schemes). A factory registers at once;
+ * an entry with `load()` is imported only when a config selects it. Registering a name again replaces it.
+ */
+export function registerTransport(name: string, factory: TransportFactory | TransportEntry): void {
+  const entry: TransportEntry =
+    'load' in factory ? factory : { schemes: factory.schemes ?? [], load: () => factory };
+  registry.set(name, entry);
 }
 
 /** The registered transport names. */
@@ -33,11 +50,13 @@ export interface FabricConfig {
 }
 
 /**
- * Turns a URL or config object into a checked `TransportConfig`.
+ * Turns a URL or config object into a checked `TransportConfig` and the factory it selects.
  * @throws ConfigError naming what is wrong (unknown transport, bad URL, unknown option).
  */
-export function resolveConfig(config: string | FabricConfig | undefined): TransportConfig {
-  if (config === undefined) return { transport: 'memory' };
+export async function resolveConfig(
+  config: string | FabricConfig | undefined,
+): Promise<{ config: TransportConfig; factory: TransportFactory }> {
+  if (config === undefined) return resolveConfig({ transport: 'memory' });
   if (typeof config === 'string') return resolveConfig({ url: config });
   if (config === null || typeof config !== 'object' || Array.isArray(config)) {
     throw new ConfigError(`fabric config must be an object or a URL string, got ${show(config)}`);
@@ -55,9 +74,9 @@ export function resolveConfig(config: string | FabricConfig | undefined): Transp
         `config.url must start with a scheme such as memory: or redis://, got ${show(config.url)}`,
       );
     }
-    const byScheme = [...registry].find(([, f]) => f.schemes?.includes(scheme))?.[0];
+    const byScheme = [...registry].find(([, e]) => e.schemes.includes(scheme))?.[0];
     if (byScheme === undefined) {
-      const known = [...registry.values()].flatMap((f) => f.schemes ?? []);
+      const known = [...registry.values()].flatMap((e) => e.schemes);
       throw new ConfigError(`config.url has an unknown scheme '${scheme}' (known: ${known.join(' ')})`);
     }
     if (name !== undefined && name !== byScheme) {
@@ -68,9 +87,15 @@ export function resolveConfig(config: string | FabricConfig | undefined): Transp
     name = byScheme;
   }
   name ??= 'memory';
-  const factory = registry.get(name);
-  if (factory === undefined) {
+  const entry = registry.get(name);
+  if (entry === undefined) {
     throw new ConfigError(`unknown transport ${show(name)} (known: ${transportNames().join(', ')})`);
+  }
+  let factory: TransportFactory;
+  try {
+    factory = await entry.load();
+  } catch (e) {
+    throw new ConfigError(`transport '${name}' could not be loaded: ${(e as Error).message}`, { cause: e });
   }
   for (const key of Object.keys(config)) {
     if (key !== 'transport' && key !== 'url' && !factory.options.includes(key)) {
@@ -79,14 +104,13 @@ export function resolveConfig(config: string | FabricConfig | undefined): Transp
       );
     }
   }
-  return { ...config, transport: name };
+  return { config: { ...config, transport: name }, factory };
 }
 
 /** Creates a fabric from an explicit config (the Node entry's `createFabric` also reads env and file). */
 export async function createFabricFrom(config: string | FabricConfig | undefined): Promise<Fabric> {
-  const resolved = resolveConfig(config);
-  const factory = registry.get(resolved.transport)!;
-  const transport = await factory.create(resolved);
+  const resolved = await resolveConfig(config);
+  const transport = await resolved.factory.create(resolved.config);
   return new Fabric(transport);
 }
 
@@ -128,6 +152,22 @@ export class Fabric {
     const s = new Stream<T>(this, this.transport.stream(name, retention), retention);
     this.#streams.set(name, s as Stream<unknown>);
     return s;
+  }
+
+  /**
+   * A pool of sharded publishers in worker threads (transports with `supports.crossThread`).
+   * @throws WeftError WEFT_ERR_UNSUPPORTED on transports without worker publishers.
+   */
+  async publishers(options: PublisherPoolOptions): Promise<PublisherPool> {
+    if (this.#closed) throw new ClosedError('fabric is closed');
+    const t = this.transport;
+    if (t.publishers === undefined) {
+      throw new WeftError(
+        ErrorCode.UNSUPPORTED,
+        `transport '${t.name}' has no worker publishers (use { transport: 'sab' })`,
+      );
+    }
+    return t.publishers(options);
   }
 
   /** Closes the fabric and its transport: followers finish; later calls throw ClosedError. Idempotent. */

@@ -19,10 +19,19 @@ export {
 } from './errors.js';
 export type { EventLogOptions, Parked, Sequenced } from './event-log.js';
 export { CHUNK_EVENTS, Chunk, EventLog, snapshotChain } from './event-log.js';
-export type { FabricConfig } from './fabric.js';
+export type { FabricConfig, TransportEntry } from './fabric.js';
 export { createFabricFrom, Fabric, registerTransport, resolveConfig, transportNames } from './fabric.js';
 export type { FollowerStart } from './follower.js';
 export { Follower } from './follower.js';
+export type {
+  GapTimeoutPolicy,
+  OverflowPolicy,
+  ResequencerGap,
+  ResequencerMode,
+  ResequencerOptions,
+  ResequencerStats,
+} from './resequencer.js';
+export { GapError, Resequencer, WindowFullError } from './resequencer.js';
 export { Stream } from './stream.js';
 export {
   isPattern,
@@ -33,6 +42,8 @@ export {
   validateTopic,
 } from './topic-matcher.js';
 export type {
+  PublisherPool,
+  PublisherPoolOptions,
   StreamBounds,
   Transport,
   TransportConfig,
@@ -51,12 +62,3 @@ export type {
   StreamOptions,
   WeftEvent,
 } from './types.js';
-export { GapError, Resequencer, WindowFullError } from './resequencer.js';
-export type {
-  GapTimeoutPolicy,
-  OverflowPolicy,
-  ResequencerGap,
-  ResequencerMode,
-  ResequencerOptions,
-  ResequencerStats,
-} from './resequencer.js';

@@ -107,7 +107,8 @@ function scan(input: unknown, kind: PatternKind): string | boolean {
       if (!whole) {
         return `'${ch}' at offset ${i} is part of the token ${JSON.stringify(tokenAt(input, tokenStart))}; a wildcard must be a whole token`;
       }
-      if (c === GT && i + 1 !== n) return `'>' at offset ${i} is not the last token; '>' may only end a pattern`;
+      if (c === GT && i + 1 !== n)
+        return `'>' at offset ${i} is not the last token; '>' may only end a pattern`;
       wildcard = true;
     } else if (c <= 0x20 || c === 0x7f) {
       const what = c === 0x20 || (c >= 0x09 && c <= 0x0d) ? 'whitespace' : 'control character';
@@ -140,7 +141,11 @@ const TOPIC = /^[^\s\p{Cc}\p{Cs}.*>]+(?:\.[^\s\p{Cc}\p{Cs}.*>]+)*$/u;
 function checkTopic(topic: unknown): void {
   if (typeof topic === 'string' && TOPIC.test(topic)) return;
   const reason = scan(topic, 'topic');
-  throw new PatternError('topic', topic, typeof reason === 'string' ? reason : 'it does not match the topic grammar');
+  throw new PatternError(
+    'topic',
+    topic,
+    typeof reason === 'string' ? reason : 'it does not match the topic grammar',
+  );
 }
 
 function check(input: unknown, kind: PatternKind): boolean {
@@ -210,52 +215,121 @@ export interface MatcherStats {
 }
 
 /**
+ * FNV-1a over the UTF-16 code units of `s[start, end)`, cut to 30 bits so it stays a small integer
+ * (a Smi) in V8. Trie children are keyed by it: a probe for a token that is not there (the common
+ * case) is one integer Map lookup, with no string sliced, hashed or compared.
+ */
+function hashToken(s: string, start: number, end: number): number {
+  let h = 0x811c9dc5;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h & 0x3fffffff;
+}
+
+/**
  * A trie node stands for one pattern prefix. `values` holds the values of the pattern that ends
  * here; `rest` those of `<prefix>.>`, which never needs a node of its own because `>` is last.
+ * Literal children are keyed by `hashToken`; children whose tokens collide are chained through
+ * `sibling`, and every lookup confirms `token` before taking a child.
  */
 class TrieNode<V> {
-  literal: Map<string, TrieNode<V>> | undefined = undefined;
+  literal: Map<number, TrieNode<V>> | undefined = undefined;
   star: TrieNode<V> | undefined = undefined;
   values: Set<V> | undefined = undefined;
   rest: Set<V> | undefined = undefined;
+  sibling: TrieNode<V> | undefined = undefined;
+  /** The literal token this node is keyed by in its parent ('' for the root and `*` children). */
+  readonly token: string;
+
+  constructor(token: string) {
+    this.token = token;
+  }
 
   isEmpty(): boolean {
     return (
-      this.literal === undefined && this.star === undefined && this.values === undefined && this.rest === undefined
+      this.literal === undefined &&
+      this.star === undefined &&
+      this.values === undefined &&
+      this.rest === undefined
     );
+  }
+
+  /** The literal child for `token`, if any. */
+  child(token: string): TrieNode<V> | undefined {
+    let child = this.literal?.get(hashToken(token, 0, token.length));
+    while (child !== undefined && child.token !== token) child = child.sibling;
+    return child;
+  }
+
+  /** The literal child for `token`, created when missing; `created` says which. */
+  ensureChild(token: string): { child: TrieNode<V>; created: boolean } {
+    const existing = this.child(token);
+    if (existing !== undefined) return { child: existing, created: false };
+    const h = hashToken(token, 0, token.length);
+    this.literal ??= new Map();
+    const child = new TrieNode<V>(token);
+    child.sibling = this.literal.get(h);
+    this.literal.set(h, child);
+    return { child, created: true };
+  }
+
+  /** Unlinks the literal child `child` (found by `child()`). */
+  deleteChild(child: TrieNode<V>): void {
+    const literal = this.literal!;
+    const h = hashToken(child.token, 0, child.token.length);
+    const head = literal.get(h);
+    if (head === child) {
+      if (child.sibling === undefined) literal.delete(h);
+      else literal.set(h, child.sibling);
+    } else {
+      let prev = head!;
+      while (prev.sibling !== child) prev = prev.sibling!;
+      prev.sibling = child.sibling;
+    }
+    if (literal.size === 0) this.literal = undefined;
   }
 }
 
 /**
- * The tokens of the topic being matched, sliced lazily and each at most once per `match` call:
- * a trie that stops at the first token never pays for splitting the rest of the topic.
+ * The tokens of the topic being matched, found lazily: a token's bounds and hash are computed only
+ * when the trie asks for that depth, and at most once per `match` call, so a trie that stops at
+ * the first token never scans the rest of the topic. Nothing is allocated.
  */
 class TopicTokens {
-  #topic = '';
-  /** Tokens sliced so far; `list[count..]` is stale. */
+  topic = '';
+  /** Tokens scanned so far; entries at `count` and beyond are stale. */
   #count = 0;
   /** Offset where token `count` starts. */
   #next = 0;
-  /** True once the last token was sliced. */
+  /** True once the last token was scanned. */
   #done = false;
-  readonly #list: string[] = [];
+  readonly starts: number[] = [];
+  readonly ends: number[] = [];
+  readonly hashes: number[] = [];
 
   reset(topic: string): void {
-    this.#topic = topic;
+    this.topic = topic;
     this.#count = 0;
     this.#next = 0;
     this.#done = false;
   }
 
   #advance(): void {
-    const end = this.#topic.indexOf('.', this.#next);
-    if (end === -1) {
-      this.#list[this.#count++] = this.#topic.slice(this.#next);
-      this.#done = true;
-    } else {
-      this.#list[this.#count++] = this.#topic.slice(this.#next, end);
-      this.#next = end + 1;
+    const topic = this.topic;
+    const n = topic.length;
+    const start = this.#next;
+    let h = 0x811c9dc5;
+    let i = start;
+    for (; i < n; i++) {
+      const c = topic.charCodeAt(i);
+      if (c === DOT) break;
+      h = Math.imul(h ^ c, 0x01000193);
     }
+    const k = this.#count++;
+    this.starts[k] = start;
+    this.ends[k] = i;
+    this.hashes[k] = h & 0x3fffffff; // as hashToken
+    if (i === n) this.#done = true;
+    else this.#next = i + 1;
   }
 
   /** Whether the topic has a token at index `d` (tokens count from 0). */
@@ -264,10 +338,9 @@ class TopicTokens {
     return this.#count > d || !this.#done;
   }
 
-  /** Token `d`; only after `has(d)` returned true. */
-  at(d: number): string {
+  /** Scans token `d`; only after `has(d)` returned true. Then read `starts[d]`, `ends[d]`, `hashes[d]`. */
+  scan(d: number): void {
     if (this.#count === d) this.#advance();
-    return this.#list[d]!;
   }
 }
 
@@ -279,8 +352,19 @@ function collect<V>(node: TrieNode<V>, tokens: TopicTokens, d: number, hits: Set
   // `rest` is `<prefix>.>`; reaching here means at least one token follows the prefix, as `>` needs.
   if (node.rest !== undefined) hits.push(node.rest);
   if (node.literal !== undefined) {
-    const child = node.literal.get(tokens.at(d));
-    if (child !== undefined) collect(child, tokens, d + 1, hits);
+    tokens.scan(d);
+    let child = node.literal.get(tokens.hashes[d]!);
+    if (child !== undefined) {
+      const start = tokens.starts[d]!;
+      const length = tokens.ends[d]! - start;
+      while (
+        child !== undefined &&
+        !(child.token.length === length && tokens.topic.startsWith(child.token, start))
+      ) {
+        child = child.sibling;
+      }
+      if (child !== undefined) collect(child, tokens, d + 1, hits);
+    }
   }
   if (node.star !== undefined) collect(node.star, tokens, d + 1, hits);
 }
@@ -296,7 +380,7 @@ function collect<V>(node: TrieNode<V>, tokens: TopicTokens, d: number, hits: Set
 export class TopicMatcher<V> {
   /** Wildcard-free patterns: the topic itself is the key. */
   readonly #exact = new Map<string, Set<V>>();
-  readonly #root = new TrieNode<V>();
+  readonly #root = new TrieNode<V>('');
   #size = 0;
   #wildcardPairs = 0;
   #nodes = 0;
@@ -327,22 +411,17 @@ export class TopicMatcher<V> {
       let node = this.#root;
       for (let i = 0; i < depth; i++) {
         const token = tokens[i]!;
-        let child: TrieNode<V> | undefined;
         if (token === '*') {
-          child = node.star;
-          if (child === undefined) {
-            node.star = child = new TrieNode();
+          if (node.star === undefined) {
+            node.star = new TrieNode('');
             this.#nodes++;
           }
+          node = node.star;
         } else {
-          node.literal ??= new Map();
-          child = node.literal.get(token);
-          if (child === undefined) {
-            node.literal.set(token, (child = new TrieNode()));
-            this.#nodes++;
-          }
+          const { child, created } = node.ensureChild(token);
+          if (created) this.#nodes++;
+          node = child;
         }
-        node = child;
       }
       set = endsWithRest ? (node.rest ??= new Set()) : (node.values ??= new Set());
     }
@@ -384,14 +463,11 @@ export class TopicMatcher<V> {
       if (node.rest.size === 0) node.rest = undefined;
       return true;
     }
-    const child = token === '*' ? node.star : node.literal?.get(token);
+    const child = token === '*' ? node.star : node.child(token);
     if (child === undefined || !this.#removeFrom(child, tokens, i + 1, value)) return false;
     if (child.isEmpty()) {
       if (token === '*') node.star = undefined;
-      else {
-        node.literal!.delete(token);
-        if (node.literal!.size === 0) node.literal = undefined;
-      }
+      else node.deleteChild(child);
       this.#nodes--;
     }
     return true;
@@ -408,7 +484,7 @@ export class TopicMatcher<V> {
     for (let i = 0; i < tokens.length && node !== undefined; i++) {
       const token = tokens[i]!;
       if (token === '>') return node.rest?.has(value) ?? false;
-      node = token === '*' ? node.star : node.literal?.get(token);
+      node = token === '*' ? node.star : node.child(token);
     }
     return node?.values?.has(value) ?? false;
   }

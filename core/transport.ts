@@ -93,6 +93,8 @@ export interface Transport {
   readonly supports: TransportSupports;
   /** Opens (creating if needed) a stream. Called once per stream name per fabric; cheap. */
   stream(name: string, retention: RetentionOptions): TransportStream;
+  /** Worker-thread publishers (transports with `supports.crossThread`): see `fabric.publishers()`. */
+  publishers?(options: PublisherPoolOptions): Promise<PublisherPool>;
   /** Releases every resource; idempotent. Streams' local logs end (followers finish). */
   close(): Promise<void>;
   /** Resolves when the transport has closed: `undefined`, or the error that closed it. Never rejects. */
@@ -111,4 +113,23 @@ export interface TransportFactory {
   /** URL schemes that select this transport, e.g. `['redis:', 'rediss:']`. */
   readonly schemes?: readonly string[];
   create(config: TransportConfig): Transport | Promise<Transport>;
+}
+
+/** Options of `fabric.publishers()`: the user's worker module and the number of shards. */
+export interface PublisherPoolOptions {
+  /** The worker module (an absolute file URL or path); it publishes through `workerFabric()`. */
+  filename: string | URL;
+  /** Number of publisher shards (worker threads), each with its own ring. */
+  shards: number;
+  /** Transport-specific options (ring size, ...). */
+  readonly [option: string]: unknown;
+}
+
+/** A pool of sharded publishers in worker threads. */
+export interface PublisherPool {
+  readonly shards: number;
+  /** Runs one task in a worker; `task.shard` picks the shard when given. Rejects when the worker throws or dies. */
+  run(task: { shard?: number; [key: string]: unknown }, options?: { signal?: AbortSignal }): Promise<unknown>;
+  /** Waits for running tasks, drains what they committed, stops the workers. */
+  close(): Promise<void>;
 }
