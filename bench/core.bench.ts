@@ -87,11 +87,31 @@ export async function run({ quick }: { quick: boolean }): Promise<BenchRow[]> {
     await bench.run();
     for (const task of bench.tasks) {
       const mean = task.result.state === 'completed' ? task.result.latency.mean : Number.NaN;
-      rows.push({ name: task.name, value: (N * F) / (mean / 1000), unit: 'deliveries/s', extra: { followers: F, eventsPerIteration: N } });
+      rows.push({
+        name: task.name,
+        value: (N * F) / (mean / 1000),
+        unit: 'deliveries/s',
+        extra: { followers: F, eventsPerIteration: N },
+      });
     }
-    compare(rows, `weft per-event, ${F} followers`, `EventEmitter, ${F} listeners`, F === 1 ? { target: 0.3 } : {});
-    compare(rows, `weft per-event, publishBatch(100), ${F} followers`, `EventEmitter, ${F} listeners`, F === 1 ? { target: 0.3 } : {});
-    compare(rows, `weft batches, ${F} followers`, `EventEmitter, ${F} listeners`, F === 100 ? { target: 0.6 } : {});
+    compare(
+      rows,
+      `weft per-event, ${F} followers`,
+      `EventEmitter, ${F} listeners`,
+      F === 1 ? { target: 0.3 } : {},
+    );
+    compare(
+      rows,
+      `weft per-event, publishBatch(100), ${F} followers`,
+      `EventEmitter, ${F} listeners`,
+      F === 1 ? { target: 0.3 } : {},
+    );
+    compare(
+      rows,
+      `weft batches, ${F} followers`,
+      `EventEmitter, ${F} listeners`,
+      F === 100 ? { target: 0.6 } : {},
+    );
     const emRow = rows.find((r) => r.name === `emittery, ${F} listeners`)!;
     const peRow = rows.find((r) => r.name === `weft per-event, ${F} followers`)!;
     peRow.extra = { ...peRow.extra, vsEmittery: peRow.value / emRow.value };

@@ -32,6 +32,16 @@ export const CHUNK_EVENTS = 256;
 
 const EMPTY: readonly never[] = Object.freeze([]);
 
+/** Where a reader stands or will stand: a chunk and index, a future sequence of a log, or an error to throw. */
+export type LogPosition<E extends Sequenced> =
+  | { readonly chunk: Chunk<E>; readonly index: number; readonly log?: EventLog<E> }
+  | { readonly waitFor: number; readonly log?: EventLog<E> }
+  | { readonly error: Error };
+
+export type ChunkLink<E extends Sequenced> =
+  | { readonly log: EventLog<E>; readonly seq: number }
+  | { readonly load: () => Promise<LogPosition<E>> };
+
 export class Chunk<E extends Sequenced> {
   /** The sequence of `events[0]` (L1). */
   readonly first: number;
@@ -39,8 +49,11 @@ export class Chunk<E extends Sequenced> {
   next: Chunk<E> | null = null;
   /** Set when retention passed the whole chunk (L4). */
   trimmed = false;
-  /** For a snapshot chain's last chunk: where to continue (L7). */
-  link: { log: EventLog<E>; seq: number } | null = null;
+  /**
+   * For a snapshot chain's last chunk: where to continue (L7): a position in a live log, or a
+   * loader for the next page of history (remote transports), resolved when a reader gets there.
+   */
+  link: ChunkLink<E> | null = null;
   constructor(first: number, events: E[]) {
     this.first = first;
     this.events = events;
@@ -57,6 +70,8 @@ export interface Parked {
 export interface EventLogOptions {
   /** Sequence of the first event the log will hold. @default 1 */
   start?: number;
+  /** Keep at most this many events: each append moves the retention cursor (L4). @default unbounded */
+  retain?: number;
 }
 
 export class EventLog<E extends Sequenced> {
@@ -72,8 +87,11 @@ export class EventLog<E extends Sequenced> {
   #chunks: Chunk<E>[];
   #chunkHead = 0;
 
+  #retain: number;
+
   constructor(options: EventLogOptions = {}) {
     this.#next = options.start ?? 1;
+    this.#retain = options.retain ?? Number.POSITIVE_INFINITY;
     this.#tail = new Chunk<E>(this.#next, []);
     this.#head = this.#tail;
     this.#chunks = [this.#tail];
@@ -121,6 +139,7 @@ export class EventLog<E extends Sequenced> {
       this.#chunks.push(chunk);
     }
     this.#next += n;
+    if (this.#next - this.firstSeq > this.#retain) this.trimTo(this.#next - this.#retain);
     if (this.#waiters.length > 0) this.#scheduleWake();
   }
 
@@ -137,6 +156,7 @@ export class EventLog<E extends Sequenced> {
       this.#chunks.push(chunk);
     }
     this.#next++;
+    if (this.#next - this.firstSeq > this.#retain) this.trimTo(this.#next - this.#retain);
     if (this.#waiters.length > 0) this.#scheduleWake();
   }
 

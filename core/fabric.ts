@@ -174,6 +174,7 @@ export class Fabric {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const s of this.#streams.values()) s.shutdown();
     await this.transport.close();
   }
 

@@ -9,14 +9,11 @@
  * releases it at once: it leaves the log's waiter list and drops its chunk reference.
  */
 import { AbortError, InvalidOperationError, LaggedError } from './errors.js';
-import type { Chunk, EventLog, Parked } from './event-log.js';
+import type { Chunk, EventLog, LogPosition, Parked } from './event-log.js';
 import type { WeftEvent } from './types.js';
 
 /** Where a follower begins, as resolved by the stream (sync for in-process logs, async for remote ones). */
-export type FollowerStart =
-  | { readonly chunk: Chunk<WeftEvent>; readonly index: number }
-  | { readonly waitFor: number }
-  | { readonly error: Error };
+export type FollowerStart = LogPosition<WeftEvent>;
 
 enum Mode {
   None = 0,
@@ -52,16 +49,22 @@ export class Follower<T = unknown> implements AsyncIterableIterator<WeftEvent<T>
   #last = 0;
   #signal: AbortSignal | undefined;
   #closed: Promise<Error | undefined>;
+  #ready: Promise<void> = Promise.resolve();
   #settleClosed!: (e: Error | undefined) => void;
+
+  /** Remote followers: re-positions a follower the local log left behind, through the transport's history. */
+  #refill: ((seq: number) => Promise<FollowerStart>) | undefined;
 
   constructor(
     stream: string,
     log: EventLog<WeftEvent>,
     start: FollowerStart | Promise<FollowerStart>,
     signal?: AbortSignal,
+    refill?: (seq: number) => Promise<FollowerStart>,
   ) {
     this.stream = stream;
     this.#log = log;
+    this.#refill = refill;
     this.#closed = new Promise((resolve) => {
       this.#settleClosed = resolve;
     });
@@ -74,13 +77,22 @@ export class Follower<T = unknown> implements AsyncIterableIterator<WeftEvent<T>
       this.#finish(this.#failOnce);
     } else if (start instanceof Promise) {
       this.#starting = true;
-      start.then(
+      this.#ready = start.then(
         (s) => this.#begin(s),
         (e: unknown) => this.#begin({ error: e instanceof Error ? e : new Error(String(e)) }),
       );
     } else {
       this.#begin(start);
     }
+  }
+
+  /**
+   * Resolves when the start position is known (at once for in-process transports; after a round
+   * trip for remote ones). Publishing after `await follower.ready()` is sure to be seen, whatever
+   * the transport. Never rejects: a start error is thrown by the first `next()`.
+   */
+  ready(): Promise<void> {
+    return this.#ready;
   }
 
   /** The sequence of the last event this follower delivered (0 before the first). */
@@ -263,11 +275,20 @@ export class Follower<T = unknown> implements AsyncIterableIterator<WeftEvent<T>
         continue;
       }
       if (c.link !== null) {
-        // The end of a snapshot chain: continue in the live log (L7).
-        this.#log = c.link.log;
-        this.#waitFor = c.link.seq;
+        // The end of a snapshot chain (L7): continue in the live log, or load the next page of history.
+        const link = c.link;
         this.#chunk = null;
-        continue;
+        if ('log' in link) {
+          this.#log = link.log;
+          this.#waitFor = link.seq;
+          continue;
+        }
+        this.#starting = true;
+        link.load().then(
+          (s) => this.#begin(s),
+          (e: unknown) => this.#begin({ error: e instanceof Error ? e : new Error(String(e)) }),
+        );
+        return Step.Wait;
       }
       return this.#atEnd(log);
     }
@@ -284,7 +305,17 @@ export class Follower<T = unknown> implements AsyncIterableIterator<WeftEvent<T>
     return Step.Wait;
   }
 
-  #lag(seq: number): never {
+  #lag(seq: number): Step {
+    if (this.#refill !== undefined) {
+      // The local log trimmed past us, but the transport still has history: continue from there.
+      this.#chunk = null;
+      this.#starting = true;
+      this.#refill(seq).then(
+        (s) => this.#begin(s),
+        (e: unknown) => this.#begin({ error: e instanceof Error ? e : new Error(String(e)) }),
+      );
+      return Step.Wait;
+    }
     const e = new LaggedError(this.stream, seq, this.#log.firstSeq);
     this.#finish(e);
     throw e;
@@ -322,8 +353,11 @@ export class Follower<T = unknown> implements AsyncIterableIterator<WeftEvent<T>
     } else if ('chunk' in start) {
       this.#chunk = start.chunk;
       this.#index = start.index;
+      if (start.log !== undefined) this.#log = start.log;
     } else {
+      this.#chunk = null;
       this.#waitFor = start.waitFor;
+      if (start.log !== undefined) this.#log = start.log;
     }
     this.wake();
   }

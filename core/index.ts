@@ -17,7 +17,7 @@ export {
   TruncatedError,
   WeftError,
 } from './errors.js';
-export type { EventLogOptions, Parked, Sequenced } from './event-log.js';
+export type { ChunkLink, EventLogOptions, LogPosition, Parked, Sequenced } from './event-log.js';
 export { CHUNK_EVENTS, Chunk, EventLog, snapshotChain } from './event-log.js';
 export type { FabricConfig, TransportEntry } from './fabric.js';
 export { createFabricFrom, Fabric, registerTransport, resolveConfig, transportNames } from './fabric.js';

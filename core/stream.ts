@@ -14,10 +14,10 @@ import {
   show,
   TruncatedError,
 } from './errors.js';
-import type { EventLog } from './event-log.js';
+import { Chunk, EventLog } from './event-log.js';
 import { Follower, type FollowerStart } from './follower.js';
 import { validateTopic } from './topic-matcher.js';
-import type { TransportStream } from './transport.js';
+import type { StreamBounds, TransportStream } from './transport.js';
 import type {
   EventInput,
   FollowOptions,
@@ -34,6 +34,12 @@ const BATCH_KEYS = ['signal'];
 const READ_KEYS = ['from', 'last', 'limit', 'signal'];
 const FOLLOW_KEYS = ['from', 'last', 'epoch', 'signal'];
 const SIGNAL_KEYS = ['signal'];
+/** Events a remote stream's local mirror keeps for followers that fall behind (older ones come from the transport). */
+const MIRROR_RETAIN = 10_000;
+/** Events fetched per history read of a remote follower. */
+const HISTORY_PAGE = 1_000;
+/** The log a remote follower holds before its start is resolved (never appended to). */
+const PENDING = new EventLog<WeftEvent>();
 
 /** What a stream needs from its fabric. */
 export interface StreamOwner {
@@ -45,6 +51,8 @@ export class Stream<T = unknown> {
   readonly options: Readonly<StreamOptions>;
   #ts: TransportStream;
   #owner: StreamOwner;
+  #mirrorLog: Promise<EventLog<WeftEvent>> | undefined;
+  #watch: { stop(): void } | undefined;
 
   /** @internal Use `fabric.stream(name)`. */
   constructor(owner: StreamOwner, ts: TransportStream, options: StreamOptions) {
@@ -143,7 +151,16 @@ export class Stream<T = unknown> {
     else if (from === 'end') return [];
     else start = from;
     if (start < bounds.first) throw new TruncatedError(this.name, start, bounds.first);
-    return (await this.#ts.read(start, limit, signal)) as WeftEvent<T>[];
+    // A transport may answer in pages: read on until the limit or the end seen in `bounds`.
+    const end = Math.min(bounds.next, start + limit);
+    let out: WeftEvent[] = [];
+    for (let at = start; at < end; ) {
+      const page = await this.#ts.read(at, end - at, signal);
+      if (page.length === 0) break;
+      out = out.length === 0 ? page : out.concat(page);
+      at += page.length;
+    }
+    return out as WeftEvent<T>[];
   }
 
   /**
@@ -165,15 +182,93 @@ export class Stream<T = unknown> {
       throw new InvalidArgumentError(`follow options.epoch must be a string, got ${show(options.epoch)}`);
     }
     const log = this.#ts.log;
+    const position = from ?? (last === undefined ? 'end' : undefined);
     if (log === undefined) {
-      throw new InvalidArgumentError(`transport of stream '${this.name}' does not support follow yet`);
+      // A remote transport: one local mirror per stream, fed by one watcher, however many followers.
+      // The bounds request goes out now, so 'end' means "after this call" on the transport's order.
+      const start = this.#owner.isClosed
+        ? { error: this.#closedError() }
+        : this.#remoteStart(this.#ts.bounds(), position, last, options?.epoch);
+      return new Follower<T>(this.name, PENDING, start, signal, (seq) => this.#positionRemote(seq));
     }
     let start: FollowerStart;
     if (this.#owner.isClosed) start = { error: this.#closedError() };
     else if (options?.epoch !== undefined && options.epoch !== this.#ts.epoch) {
       start = { error: new StreamResetError(this.name, options.epoch, this.#ts.epoch, 'was recreated') };
-    } else start = startIn(this.name, log, from ?? (last === undefined ? 'end' : undefined), last);
+    } else start = startIn(this.name, log, position, last);
     return new Follower<T>(this.name, log, start, signal);
+  }
+
+  /** The local mirror of a remote stream: started by the first follower, fed by `watch`. */
+  #mirror(): Promise<EventLog<WeftEvent>> {
+    if (this.#mirrorLog !== undefined) return this.#mirrorLog;
+    const ts = this.#ts;
+    const ready = (async () => {
+      const b = await ts.bounds();
+      const log = new EventLog<WeftEvent>({ start: b.next, retain: MIRROR_RETAIN });
+      if (ts.watch === undefined) throw new InvalidArgumentError(`transport of '${this.name}' cannot follow`);
+      this.#watch = ts.watch(log, b.next - 1);
+      if (this.#owner.isClosed) this.shutdown();
+      return log;
+    })();
+    ready.catch(() => {
+      if (this.#mirrorLog === ready) this.#mirrorLog = undefined; // let a later follow retry
+    });
+    this.#mirrorLog = ready;
+    return ready;
+  }
+
+  async #remoteStart(
+    atCall: Promise<StreamBounds>,
+    from: 'start' | 'end' | number | undefined,
+    last: number | undefined,
+    epoch: string | undefined,
+  ): Promise<FollowerStart> {
+    let [b] = await Promise.all([atCall, this.#mirror()]);
+    if (epoch !== undefined && epoch !== b.epoch) {
+      return { error: new StreamResetError(this.name, epoch, b.epoch, 'was recreated') };
+    }
+    for (let attempt = 0; ; attempt++) {
+      let seq: number;
+      if (last !== undefined) seq = Math.max(b.first, b.next - last);
+      else if (from === 'start' || from === undefined) seq = b.first;
+      else if (from === 'end') seq = b.next;
+      else seq = from;
+      if (seq < b.first) return { error: new TruncatedError(this.name, seq, b.first) };
+      try {
+        return await this.#positionRemote(seq);
+      } catch (e) {
+        // 'start' and 'last' are relative: when retention moved under us, take the new oldest.
+        if (!(e instanceof TruncatedError) || typeof from === 'number' || attempt >= 3) throw e;
+        b = await this.#ts.bounds();
+      }
+    }
+  }
+
+  /** Places a remote follower at `seq`: in the mirror when it holds it, else on a page of history linked onward (L7). */
+  async #positionRemote(seq: number): Promise<FollowerStart> {
+    const mirror = await this.#mirror();
+    if (seq >= mirror.firstSeq) {
+      if (seq > mirror.nextSeq) return { waitFor: seq, log: mirror };
+      return { ...mirror.locate(seq), log: mirror };
+    }
+    const page = await this.#ts.read(seq, HISTORY_PAGE);
+    if (page.length === 0) return { waitFor: seq, log: mirror };
+    const next = seq + page.length;
+    const chunk = new Chunk<WeftEvent>(seq, page);
+    chunk.link =
+      next >= mirror.firstSeq ? { log: mirror, seq: next } : { load: () => this.#positionRemote(next) };
+    return { chunk, index: 0 };
+  }
+
+  /** @internal Stops the remote watcher and ends the local mirror (followers finish). Called by `fabric.close()`. */
+  shutdown(): void {
+    this.#watch?.stop();
+    this.#watch = undefined;
+    void this.#mirrorLog?.then(
+      (log) => log.end(),
+      () => {},
+    );
   }
 
   /** The stream's identity and bounds. */

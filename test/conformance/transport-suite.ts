@@ -99,7 +99,7 @@ export function transportSuite(name: string, factory: FabricFactory, options: Su
         const s = fabric.stream<number>(uniqueName());
         await s.publishBatch([{ data: 1 }, { data: 2 }]);
         const c = collect(s.follow());
-        await settle(name);
+        await c.ready;
         await s.publish(3);
         await s.publish(4);
         await eventually(() => c.received.length === 2, settleMs, 'two live events');
@@ -136,7 +136,7 @@ export function transportSuite(name: string, factory: FabricFactory, options: Su
         const c = collect(s.follow({ last: 3 }));
         const all = collect(s.follow({ last: 50 }));
         const none = collect(s.follow({ last: 0 }));
-        await settle(name);
+        await Promise.all([c.ready, all.ready, none.ready]);
         await s.publish(11);
         await s.close();
         await Promise.all([c.ended, all.ended, none.ended]);
@@ -176,6 +176,7 @@ export function transportSuite(name: string, factory: FabricFactory, options: Su
       it('a follower is one consumer: a second iteration throws InvalidOperationError', async () => {
         const s = fabric.stream(uniqueName());
         const f = s.follow();
+        await f.ready();
         f[Symbol.asyncIterator]();
         expect(() => f[Symbol.asyncIterator]()).toThrow(InvalidOperationError);
         expect(() => f.batches()).toThrow(InvalidOperationError);
@@ -223,7 +224,7 @@ export function transportSuite(name: string, factory: FabricFactory, options: Su
         const ac = new AbortController();
         const f = s.follow({ signal: ac.signal });
         const pending = f.next();
-        await settle(name);
+        await f.ready();
         const reason = new Error('stop');
         ac.abort(reason);
         const err = await pending.then(
@@ -260,7 +261,7 @@ export function transportSuite(name: string, factory: FabricFactory, options: Su
             counts[i]!++;
           }
         });
-        await settle(name);
+        await Promise.all(followers.map((f) => f.ready()));
         for (let i = 1; i <= 1000; i++) {
           if (i % 100 === 0) await s.publishBatch([{ data: i }]);
           else s.publish(i);
@@ -278,7 +279,7 @@ export function transportSuite(name: string, factory: FabricFactory, options: Su
         const s = fabric.stream<number>(uniqueName());
         const c1 = collect(s.follow({ from: 'start' }));
         const c2 = collect(s.follow());
-        await settle(name);
+        await Promise.all([c1.ready, c2.ready]);
         await s.publish(1);
         await s.close();
         await s.close(); // idempotent
@@ -301,7 +302,7 @@ export function transportSuite(name: string, factory: FabricFactory, options: Su
       it('fail makes every follower throw that error, after the events published before it', async () => {
         const s = fabric.stream<number>(uniqueName());
         const cs = Array.from({ length: 5 }, () => collect(s.follow()));
-        await settle(name);
+        await Promise.all(cs.map((c) => c.ready));
         await s.publishBatch([{ data: 1 }, { data: 2 }]);
         const boom = new Error('boom');
         await s.fail(boom);
@@ -320,7 +321,7 @@ export function transportSuite(name: string, factory: FabricFactory, options: Su
         const own = await factory();
         const s = own.stream(uniqueName());
         const c = collect(s.follow());
-        await settle(name);
+        await c.ready;
         await s.publish(1);
         await own.close();
         expect(await c.ended).toBeUndefined();
@@ -408,7 +409,9 @@ export function transportSuite(name: string, factory: FabricFactory, options: Su
         expect(ferr).toBeInstanceOf(TruncatedError);
         expect((ferr as TruncatedError).firstAvailable).toBe(198);
         expect(f.received).toEqual([]);
-        const fromStart = collect(s.follow({ from: 'start' }));
+        const fromStartFollower = s.follow({ from: 'start' });
+        const fromStart = collect(fromStartFollower);
+        await fromStartFollower.ready();
         await s.publish(201);
         await s.close();
         await fromStart.ended;
@@ -650,7 +653,7 @@ class FollowCmd implements Cmd {
       v.kind === 'start' ? 1 : v.kind === 'end' ? n + 1 : v.kind === 'seq' ? v.seq : Math.max(1, n + 1 - v.n);
     m.followers.push({ start, stopped: 'no' });
     r.followers.push({ follower, ac, c: collect(follower) });
-    await settle('');
+    await follower.ready();
   }
   toString = () => `follow(${JSON.stringify(this.v)})`;
 }
@@ -759,11 +762,6 @@ async function checkFollowers(m: Model, r: Real, final: boolean): Promise<void> 
       expect(rf.c.isEnded()).toBe(false);
     }
   }
-}
-
-async function settle(_name: string): Promise<void> {
-  // Give remote transports' follow set-up a turn; in-process it is a no-op in effect.
-  await tick();
 }
 
 function range(from: number, to: number): number[] {

@@ -20,6 +20,8 @@ export interface Collector<E> {
   /** Resolves when the loop ends: `undefined` for done, else the error it threw. */
   readonly ended: Promise<unknown>;
   readonly isEnded: () => boolean;
+  /** Resolves when the follower's start position is known (`follower.ready()`), at once for plain iterables. */
+  readonly ready: Promise<void>;
 }
 
 export function collect<E>(iterable: AsyncIterable<E>): Collector<E> {
@@ -35,7 +37,11 @@ export function collect<E>(iterable: AsyncIterable<E>): Collector<E> {
       isEnded = true;
     }
   })();
-  return { received, ended, isEnded: () => isEnded };
+  const ready =
+    typeof (iterable as { ready?: () => Promise<void> }).ready === 'function'
+      ? (iterable as unknown as { ready: () => Promise<void> }).ready()
+      : Promise.resolve();
+  return { received, ended, isEnded: () => isEnded, ready };
 }
 
 let counter = 0;
