@@ -42,6 +42,8 @@ export {
   validateTopic,
 } from './topic-matcher.js';
 export type {
+  GroupEntry,
+  GroupOperations,
   PublisherPool,
   PublisherPoolOptions,
   StreamBounds,

@@ -351,9 +351,10 @@ class TopicTokens {
 }
 
 /**
- * Pushes onto `hits` the value sets of every pattern that matches the topic in `tokens`. Iterative
- * (an explicit stack in `stack`/`depths`, reused across calls) so that a pattern thousands of
- * tokens deep cannot overflow the call stack.
+ * Pushes onto `hits` the value sets of every pattern that matches the topic in `tokens`. Iterative,
+ * so that a pattern thousands of tokens deep cannot overflow the call stack: it follows one child
+ * and parks the other (the `*` child, when a literal child matches too) on `stack`/`depths`, which
+ * are reused across calls. As fast as the recursive walk it replaced.
  */
 function collect<V>(
   root: TrieNode<V>,
@@ -362,41 +363,45 @@ function collect<V>(
   stack: TrieNode<V>[],
   depths: number[],
 ): void {
-  stack[0] = root;
-  depths[0] = 0;
-  let top = 1;
-  while (top > 0) {
-    top--;
-    const node = stack[top]!;
-    const d = depths[top]!;
+  let node = root;
+  let d = 0;
+  let top = 0;
+  for (;;) {
+    let next: TrieNode<V> | undefined;
     if (!tokens.has(d)) {
       if (node.values !== undefined) hits.push(node.values);
-      continue;
-    }
-    // `rest` is `<prefix>.>`; reaching here means at least one token follows the prefix, as `>` needs.
-    if (node.rest !== undefined) hits.push(node.rest);
-    if (node.star !== undefined) {
-      stack[top] = node.star;
-      depths[top++] = d + 1;
-    }
-    if (node.literal !== undefined) {
-      tokens.scan(d);
-      let child = node.literal.get(tokens.hashes[d]!);
-      if (child !== undefined) {
-        const start = tokens.starts[d]!;
-        const length = tokens.ends[d]! - start;
-        while (
-          child !== undefined &&
-          !(child.token.length === length && tokens.topic.startsWith(child.token, start))
-        ) {
-          child = child.sibling;
+    } else {
+      // `rest` is `<prefix>.>`; reaching here means a token follows the prefix, as `>` needs.
+      if (node.rest !== undefined) hits.push(node.rest);
+      if (node.literal !== undefined) {
+        tokens.scan(d);
+        next = node.literal.get(tokens.hashes[d]!);
+        if (next !== undefined) {
+          const start = tokens.starts[d]!;
+          const length = tokens.ends[d]! - start;
+          while (
+            next !== undefined &&
+            !(next.token.length === length && tokens.topic.startsWith(next.token, start))
+          ) {
+            next = next.sibling;
+          }
         }
-        if (child !== undefined) {
-          stack[top] = child;
+      }
+      if (node.star !== undefined) {
+        if (next === undefined) next = node.star;
+        else {
+          stack[top] = node.star;
           depths[top++] = d + 1;
         }
       }
     }
+    if (next !== undefined) {
+      node = next;
+      d++;
+    } else if (top > 0) {
+      node = stack[--top]!;
+      d = depths[top]!;
+    } else return;
   }
 }
 

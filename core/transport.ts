@@ -19,7 +19,7 @@
  *   throw it) or reports it through `closed`.
  */
 import type { EventLog } from './event-log.js';
-import type { EventInput, RetentionOptions, WeftEvent } from './types.js';
+import type { EventInput, RetentionOptions, StartPosition, WeftEvent } from './types.js';
 
 /** What a transport can do: read by core, by the conformance suite and by the docs table (style point 4). */
 export interface TransportSupports {
@@ -93,6 +93,8 @@ export interface Transport {
   readonly supports: TransportSupports;
   /** Opens (creating if needed) a stream. Called once per stream name per fabric; cheap. */
   stream(name: string, retention: RetentionOptions): TransportStream;
+  /** Consumer-group operations (when `supports.groups`): what core's sinks are built on. */
+  readonly groups?: GroupOperations;
   /** Worker-thread publishers (transports with `supports.crossThread`): see `fabric.publishers()`. */
   publishers?(options: PublisherPoolOptions): Promise<PublisherPool>;
   /** Releases every resource; idempotent. Streams' local logs end (followers finish). */
@@ -132,4 +134,44 @@ export interface PublisherPool {
   run(task: { shard?: number; [key: string]: unknown }, options?: { signal?: AbortSignal }): Promise<unknown>;
   /** Waits for running tasks, drains what they committed, stops the workers. */
   close(): Promise<void>;
+}
+
+/** One entry handed to a consumer of a group. */
+export interface GroupEntry {
+  readonly event: WeftEvent;
+  /** 1 on the first delivery, 2 on the first redelivery, ... */
+  readonly deliveries: number;
+}
+
+/**
+ * Consumer groups (Redis Streams, JetStream, pulse/ponos sinks): a named cursor per (group, stream)
+ * shared by competing consumers, with a pending list of delivered-but-unacked entries.
+ * Core's `Sink` is written once on top of these; filtering, dead letters and the consume loop are core's.
+ */
+export interface GroupOperations {
+  /** Creates the group on `stream` at `from` when it does not exist; an existing group keeps its cursor. */
+  ensure(group: string, stream: string, from: StartPosition): Promise<void>;
+  /**
+   * Up to `count` entries of `stream` never delivered to this group, now pending for `consumer`.
+   * Waits up to `blockMs` (0: do not wait) when there are none; resolves `[]` on timeout or abort.
+   */
+  read(
+    group: string,
+    consumer: string,
+    stream: string,
+    count: number,
+    blockMs: number,
+    signal?: AbortSignal,
+  ): Promise<GroupEntry[]>;
+  /** Entries pending longer than `minIdleMs` (for any consumer), moved to `consumer`, delivery count + 1. */
+  claim(group: string, consumer: string, stream: string, minIdleMs: number, count: number): Promise<GroupEntry[]>;
+  /** Removes entries from the pending list. Unknown or already acked sequences are ignored (ack is idempotent). */
+  ack(group: string, stream: string, seqs: readonly number[]): Promise<void>;
+  /** Makes pending entries claimable at once (a nack, or a consumer leaving), keeping their delivery count. */
+  release(group: string, stream: string, seqs: readonly number[]): Promise<void>;
+  /**
+   * Resolves when `stream` may have new entries for the group, or after `timeoutMs`, or on abort.
+   * Lets one consumer wait on several streams; a transport may resolve early (spurious wake-ups are fine).
+   */
+  wait(group: string, streams: readonly string[], timeoutMs: number, signal?: AbortSignal): Promise<void>;
 }
