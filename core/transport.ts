@@ -164,7 +164,13 @@ export interface GroupOperations {
     signal?: AbortSignal,
   ): Promise<GroupEntry[]>;
   /** Entries pending longer than `minIdleMs` (for any consumer), moved to `consumer`, delivery count + 1. */
-  claim(group: string, consumer: string, stream: string, minIdleMs: number, count: number): Promise<GroupEntry[]>;
+  claim(
+    group: string,
+    consumer: string,
+    stream: string,
+    minIdleMs: number,
+    count: number,
+  ): Promise<GroupEntry[]>;
   /** Removes entries from the pending list. Unknown or already acked sequences are ignored (ack is idempotent). */
   ack(group: string, stream: string, seqs: readonly number[]): Promise<void>;
   /** Makes pending entries claimable at once (a nack, or a consumer leaving), keeping their delivery count. */
