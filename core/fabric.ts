@@ -6,6 +6,7 @@
  * Transports register themselves by name; core never imports one (style point 1).
  */
 import { ClosedError, ConfigError, ErrorCode, InvalidArgumentError, show, WeftError } from './errors.js';
+import { checkSinkOptions, Sink, type SinkOptions } from './sink.js';
 import { Stream } from './stream.js';
 import type {
   PublisherPool,
@@ -117,6 +118,7 @@ export async function createFabricFrom(config: string | FabricConfig | undefined
 export class Fabric {
   readonly transport: Transport;
   #streams = new Map<string, Stream<unknown>>();
+  #sinks = new Set<Sink<unknown>>();
   #closed = false;
 
   /** @internal Use `createFabric()`. */
@@ -155,6 +157,27 @@ export class Fabric {
   }
 
   /**
+   * A sink (consumer group) named `name` over `options.streams`: its `consume()` loops compete for
+   * matching events, with ack, redelivery after `ackTimeoutMs`, and a dead-letter stream.
+   * @throws InvalidArgumentError for bad options; WeftError WEFT_ERR_UNSUPPORTED without group support.
+   */
+  sink<T = unknown>(name: string, options: SinkOptions<T>): Sink<T> {
+    checkName('sink name', name);
+    const checked = checkSinkOptions(name, options);
+    if (this.#closed) throw new ClosedError(`fabric is closed (sink '${name}')`);
+    const groups = this.transport.groups;
+    if (groups === undefined) {
+      throw new WeftError(
+        ErrorCode.UNSUPPORTED,
+        `transport '${this.transport.name}' has no consumer groups for sinks`,
+      );
+    }
+    const sink = new Sink<T>(this, groups, name, checked);
+    this.#sinks.add(sink as Sink<unknown>);
+    return sink;
+  }
+
+  /**
    * A pool of sharded publishers in worker threads (transports with `supports.crossThread`).
    * @throws WeftError WEFT_ERR_UNSUPPORTED on transports without worker publishers.
    */
@@ -174,6 +197,7 @@ export class Fabric {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await Promise.allSettled([...this.#sinks].map((s) => s.close()));
     for (const s of this.#streams.values()) s.shutdown();
     await this.transport.close();
   }

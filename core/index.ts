@@ -32,6 +32,8 @@ export type {
   ResequencerStats,
 } from './resequencer.js';
 export { GapError, Resequencer, WindowFullError } from './resequencer.js';
+export type { ConsumeOptions, DeadLetter, Delivery, SinkOptions, SinkStats } from './sink.js';
+export { Sink } from './sink.js';
 export { Stream } from './stream.js';
 export {
   isPattern,

@@ -752,8 +752,9 @@ async function checkFollowers(m: Model, r: Real, final: boolean): Promise<void> 
       `follower ${i} to reach ${total}`,
     );
     expect(got()).toEqual(expectedAll);
-    if (m.state === 'closed' && (final || rf.c.isEnded())) {
-      expect(await rf.c.ended).toBeUndefined();
+    if (m.state === 'closed') {
+      // It ends cleanly (a remote follower may take a moment to see the close).
+      if (final || rf.c.isEnded()) expect(await rf.c.ended).toBeUndefined();
     } else if (m.state === 'failed') {
       const e = await rf.c.ended;
       expect((e as Error)?.message).toBe(FAIL_MESSAGE);

@@ -5,6 +5,7 @@
  */
 import { type EventLog, Fabric, type Transport, type TransportStream, type WeftEvent } from '../../index.js';
 import { MemoryTransport } from '../../transports/memory/index.js';
+import { sinkSuite } from '../conformance/sink-suite.js';
 import { transportSuite } from '../conformance/transport-suite.js';
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -14,6 +15,7 @@ class SimulatedRemote implements Transport {
   readonly inner = new MemoryTransport();
   readonly supports = { ...this.inner.supports, crossProcess: true };
   readonly closed = this.inner.closed;
+  readonly groups = this.inner.groups;
   stream(name: string, retention: object): TransportStream {
     const s = this.inner.stream(name, retention);
     return {
@@ -74,3 +76,4 @@ class SimulatedRemote implements Transport {
 }
 
 transportSuite('remote-sim', async () => new Fabric(new SimulatedRemote()), { modelRuns: 40 });
+sinkSuite('remote-sim', async () => new Fabric(new SimulatedRemote()), { modelRuns: 5 });

@@ -18,6 +18,7 @@ import type {
   TransportSupports,
 } from '../../core/transport.js';
 import type { EventInput, RetentionOptions, WeftEvent } from '../../core/types.js';
+import { MemoryGroups } from './groups.js';
 
 export const memorySupports: TransportSupports = Object.freeze({
   order: 'total',
@@ -26,7 +27,7 @@ export const memorySupports: TransportSupports = Object.freeze({
   crossProcess: false,
   retention: Object.freeze({ maxLength: true, maxAgeMs: true, ttlMs: true }),
   epochs: true,
-  groups: false,
+  groups: true,
 });
 
 export function newEpoch(): string {
@@ -54,8 +55,17 @@ export class MemoryStream implements TransportStream {
 
   constructor(name: string, retention: RetentionOptions) {
     this.name = name;
+    this.#retention = {};
+    this.#retained = false;
+    this.configure(retention);
+  }
+
+  /** Sets the retention (when a stream opened implicitly, e.g. by a sink, is then opened by a user). */
+  configure(retention: RetentionOptions): void {
     this.#retention = retention;
     this.#retained = retention.maxLength !== undefined || retention.maxAgeMs !== undefined;
+    clearTimeout(this.#ttlTimer);
+    this.#ttlTimer = undefined;
     if (retention.ttlMs !== undefined) this.#armTtl(retention.ttlMs);
   }
 
@@ -191,12 +201,23 @@ export class MemoryTransport implements Transport {
     });
   }
 
+  readonly groups = new MemoryGroups((name) => this.#open(name, undefined).log);
+  /** Streams opened only by a sink so far: their first explicit open sets the retention. */
+  #implicit = new Set<string>();
+
   stream(name: string, retention: RetentionOptions): MemoryStream {
+    return this.#open(name, retention);
+  }
+
+  #open(name: string, retention: RetentionOptions | undefined): MemoryStream {
     let s = this.#streams.get(name);
     if (s === undefined) {
-      s = new MemoryStream(name, retention);
+      s = new MemoryStream(name, retention ?? {});
+      if (retention === undefined) this.#implicit.add(name);
       if (this.#isClosed) s.shutdown();
       this.#streams.set(name, s);
+    } else if (retention !== undefined && this.#implicit.delete(name)) {
+      s.configure(retention);
     }
     return s;
   }
