@@ -13,7 +13,8 @@
  *      the retention cursor has passed is garbage.
  * - L4 Retention is a cursor: `#head`/`#headIndex` is the oldest retained event. Trimming a whole chunk
  *      cuts its `next` link and marks it `trimmed`, so a reader left behind pins one chunk, not the chain,
- *      and learns on its next step that it lagged (never a silent skip).
+ *      and learns on its next step that it lagged (never a silent skip). Trimming without cutting
+ *      (retention 0, eventstream's model) leaves readers their chain: memory is what they have not read.
  * - L5 A reader parks only when it has read everything (it is at the tail). Appends schedule at most one
  *      wake-up per microtask turn, shared by every append of that turn; the wake-up resumes every parked reader.
  * - L6 After `end()`, no append is accepted; readers drain what is there, then finish (or throw the error).
@@ -70,7 +71,11 @@ export interface Parked {
 export interface EventLogOptions {
   /** Sequence of the first event the log will hold. @default 1 */
   start?: number;
-  /** Keep at most this many events: each append moves the retention cursor (L4). @default unbounded */
+  /**
+   * Keep at most this many events: each append moves the retention cursor (L4). @default unbounded
+   * `0` is eventstream's model: no history for new readers, and no cutting either: a reader keeps
+   * the chunks from its position on, and they become garbage as it moves past them.
+   */
   retain?: number;
 }
 
@@ -139,7 +144,7 @@ export class EventLog<E extends Sequenced> {
       this.#chunks.push(chunk);
     }
     this.#next += n;
-    if (this.#next - this.firstSeq > this.#retain) this.trimTo(this.#next - this.#retain);
+    if (this.#next - this.firstSeq > this.#retain) this.trimTo(this.#next - this.#retain, this.#retain > 0);
     if (this.#waiters.length > 0) this.#scheduleWake();
   }
 
@@ -156,7 +161,7 @@ export class EventLog<E extends Sequenced> {
       this.#chunks.push(chunk);
     }
     this.#next++;
-    if (this.#next - this.firstSeq > this.#retain) this.trimTo(this.#next - this.#retain);
+    if (this.#next - this.firstSeq > this.#retain) this.trimTo(this.#next - this.#retain, this.#retain > 0);
     if (this.#waiters.length > 0) this.#scheduleWake();
   }
 
@@ -172,15 +177,17 @@ export class EventLog<E extends Sequenced> {
    * Moves the retention cursor so that `seq` becomes the oldest retained event (L4).
    * A `seq` at or before the present first is a no-op; beyond `nextSeq` it is clamped.
    */
-  trimTo(seq: number): void {
+  trimTo(seq: number, cut = true): void {
     if (seq > this.#next) seq = this.#next;
     if (seq <= this.firstSeq) return;
     let head = this.#head;
     while (head !== this.#tail && head.first + head.events.length <= seq) {
       const next = head.next!;
-      head.trimmed = true;
-      head.events = EMPTY as unknown as E[];
-      head.next = null; // a reader left behind pins this chunk only (L4)
+      if (cut) {
+        head.trimmed = true;
+        head.events = EMPTY as unknown as E[];
+        head.next = null; // a reader left behind pins this chunk only (L4)
+      }
       this.#chunks[this.#chunkHead++] = undefined as unknown as Chunk<E>;
       head = next;
     }

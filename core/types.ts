@@ -21,7 +21,10 @@ export interface EventInput<T = unknown> {
 
 /** Retention of a stream. Every field is optional; none set means "keep everything". */
 export interface RetentionOptions {
-  /** Keep at most this many events (0 keeps none: followers see only live events). */
+  /**
+   * Keep at most this many events; a follower that falls further behind throws `LaggedError`.
+   * `0` keeps no history and cuts no follower (eventstream's model: each follower holds what it has not read yet).
+   */
   maxLength?: number | undefined;
   /** Drop events older than this many milliseconds. */
   maxAgeMs?: number | undefined;

@@ -108,8 +108,9 @@ export class MemoryStream implements TransportStream {
 
   #retain(log: EventLog<WeftEvent>, time: number): void {
     const r = this.#retention;
-    if (r.maxLength !== undefined && log.nextSeq - log.firstSeq > r.maxLength)
-      log.trimTo(log.nextSeq - r.maxLength);
+    if (r.maxLength !== undefined && log.nextSeq - log.firstSeq > r.maxLength) {
+      log.trimTo(log.nextSeq - r.maxLength, r.maxLength > 0);
+    }
     if (r.maxAgeMs !== undefined) log.trimOlderThan(time - r.maxAgeMs);
   }
 
