@@ -6,6 +6,7 @@
  * Transports register themselves by name; core never imports one (style point 1).
  */
 import { ClosedError, ConfigError, ErrorCode, InvalidArgumentError, show, WeftError } from './errors.js';
+import type { FabricMetrics } from './metrics.js';
 import { checkSinkOptions, Sink, type SinkOptions } from './sink.js';
 import { Stream } from './stream.js';
 import type {
@@ -191,6 +192,16 @@ export class Fabric {
       );
     }
     return t.publishers(options);
+  }
+
+  /** Counters of this fabric's streams, sinks and transport, as seen from this process. */
+  metrics(): FabricMetrics {
+    return {
+      transport: this.transport.name,
+      streams: [...this.#streams.values()].map((s) => s.metrics()),
+      sinks: [...this.#sinks].map((s) => ({ sink: s.name, ...s.stats })),
+      transportMetrics: this.transport.metrics?.() ?? {},
+    };
   }
 
   /** Closes the fabric and its transport: followers finish; later calls throw ClosedError. Idempotent. */

@@ -47,6 +47,7 @@ export class Follower<T = unknown> implements AsyncIterableIterator<WeftEvent<T>
   #reject: ((e: unknown) => void) | null = null;
   #item: WeftEvent | readonly WeftEvent[] | undefined;
   #last = 0;
+  #delivered = 0;
   #signal: AbortSignal | undefined;
   #closed: Promise<Error | undefined>;
   #ready: Promise<void> = Promise.resolve();
@@ -99,6 +100,10 @@ export class Follower<T = unknown> implements AsyncIterableIterator<WeftEvent<T>
   get position(): number {
     return this.#last;
   }
+  /** Events this follower has delivered. */
+  get delivered(): number {
+    return this.#delivered;
+  }
   /** True once the follower has finished (ended, failed, aborted or returned). */
   get done(): boolean {
     return this.#done;
@@ -123,6 +128,7 @@ export class Follower<T = unknown> implements AsyncIterableIterator<WeftEvent<T>
         this.#index = i + 1;
         const e = events[i]!;
         this.#last = e.seq;
+        this.#delivered++;
         return Promise.resolve({ done: false, value: e as WeftEvent<T> });
       }
     }
@@ -250,12 +256,14 @@ export class Follower<T = unknown> implements AsyncIterableIterator<WeftEvent<T>
           this.#index = i + 1;
           const e = events[i]!;
           this.#last = e.seq;
+          this.#delivered++;
           this.#item = e;
         } else {
           // A sealed chunk's array never changes (L2): hand it out whole when we start at its head.
           const batch = i === 0 && c.next !== null ? events : events.slice(i);
           this.#index = events.length;
           this.#last = batch[batch.length - 1]!.seq;
+          this.#delivered += batch.length;
           this.#item = batch;
         }
         return Step.Item;

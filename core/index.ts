@@ -23,6 +23,8 @@ export type { FabricConfig, TransportEntry } from './fabric.js';
 export { createFabricFrom, Fabric, registerTransport, resolveConfig, transportNames } from './fabric.js';
 export type { FollowerStart } from './follower.js';
 export { Follower } from './follower.js';
+export type { FabricMetrics } from './metrics.js';
+export { prometheusText } from './metrics.js';
 export type {
   GapTimeoutPolicy,
   OverflowPolicy,
@@ -34,6 +36,7 @@ export type {
 export { GapError, Resequencer, WindowFullError } from './resequencer.js';
 export type { ConsumeOptions, DeadLetter, Delivery, SinkOptions, SinkStats } from './sink.js';
 export { Sink } from './sink.js';
+export type { StreamMetrics } from './stream.js';
 export { Stream } from './stream.js';
 export {
   isPattern,

@@ -41,6 +41,21 @@ const HISTORY_PAGE = 1_000;
 /** The log a remote follower holds before its start is resolved (never appended to). */
 const PENDING = new EventLog<WeftEvent>();
 
+/** Counters of one stream in this process. */
+export interface StreamMetrics {
+  stream: string;
+  /** Newest sequence this process has seen. */
+  lastSeq: number;
+  /** Followers open now. */
+  followers: number;
+  /** Events delivered to followers (all of them, since the stream was opened here). */
+  delivered: number;
+  /** How far the slowest follower is behind `lastSeq`, in events. */
+  maxLag: number;
+  /** The slowest follower's position, when there is one. */
+  slowestPosition: number | undefined;
+}
+
 /** What a stream needs from its fabric. */
 export interface StreamOwner {
   readonly isClosed: boolean;
@@ -52,6 +67,7 @@ export class Stream<T = unknown> {
   #ts: TransportStream;
   #owner: StreamOwner;
   #mirrorLog: Promise<EventLog<WeftEvent>> | undefined;
+  #mirrorSync: EventLog<WeftEvent> | undefined;
   #watch: { stop(): void } | undefined;
 
   /** @internal Use `fabric.stream(name)`. */
@@ -189,14 +205,62 @@ export class Stream<T = unknown> {
       const start = this.#owner.isClosed
         ? { error: this.#closedError() }
         : this.#remoteStart(this.#ts.bounds(), position, last, options?.epoch);
-      return new Follower<T>(this.name, PENDING, start, signal, (seq) => this.#positionRemote(seq));
+      return this.#track(
+        new Follower<T>(this.name, PENDING, start, signal, (seq) => this.#positionRemote(seq)),
+      );
     }
     let start: FollowerStart;
     if (this.#owner.isClosed) start = { error: this.#closedError() };
     else if (options?.epoch !== undefined && options.epoch !== this.#ts.epoch) {
       start = { error: new StreamResetError(this.name, options.epoch, this.#ts.epoch, 'was recreated') };
     } else start = startIn(this.name, log, position, last);
-    return new Follower<T>(this.name, log, start, signal);
+    return this.#track(new Follower<T>(this.name, log, start, signal));
+  }
+
+  /** Live followers, for metrics (lag, delivered); a follower leaves the set when it finishes. */
+  #followers = new Set<Follower<T>>();
+  #deliveredByFinished = 0;
+
+  #track(f: Follower<T>): Follower<T> {
+    this.#followers.add(f);
+    void f.closed.then(() => {
+      this.#followers.delete(f);
+      this.#deliveredByFinished += f.delivered;
+    });
+    return f;
+  }
+
+  /**
+   * Counters for this stream as seen from this process (cheap: computed when asked).
+   * `lastSeq` is the newest sequence this process has seen (for remote streams: its local mirror).
+   */
+  metrics(): StreamMetrics {
+    let delivered = this.#deliveredByFinished;
+    let maxLag = 0;
+    let slowest: number | undefined;
+    const last = this.#ts.log?.nextSeq ?? this.#mirrorNext;
+    for (const f of this.#followers) {
+      delivered += f.delivered;
+      if (f.position > 0 || f.delivered > 0) {
+        const lag = Math.max(0, last - 1 - f.position);
+        if (lag >= maxLag) {
+          maxLag = lag;
+          slowest = f.position;
+        }
+      }
+    }
+    return {
+      stream: this.name,
+      lastSeq: last - 1,
+      followers: this.#followers.size,
+      delivered,
+      maxLag,
+      slowestPosition: slowest,
+    };
+  }
+
+  get #mirrorNext(): number {
+    return this.#mirrorSync?.nextSeq ?? 1;
   }
 
   /** The local mirror of a remote stream: started by the first follower, fed by `watch`. */
@@ -206,6 +270,7 @@ export class Stream<T = unknown> {
     const ready = (async () => {
       const b = await ts.bounds();
       const log = new EventLog<WeftEvent>({ start: b.next, retain: MIRROR_RETAIN });
+      this.#mirrorSync = log;
       if (ts.watch === undefined) throw new InvalidArgumentError(`transport of '${this.name}' cannot follow`);
       this.#watch = ts.watch(log, b.next - 1);
       if (this.#owner.isClosed) this.shutdown();

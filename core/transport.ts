@@ -95,6 +95,8 @@ export interface Transport {
   stream(name: string, retention: RetentionOptions): TransportStream;
   /** Consumer-group operations (when `supports.groups`): what core's sinks are built on. */
   readonly groups?: GroupOperations;
+  /** Transport-specific counters and gauges by name (e.g. `ring_occupancy_bytes`, `reconnects_total`). */
+  metrics?(): Record<string, number>;
   /** Worker-thread publishers (transports with `supports.crossThread`): see `fabric.publishers()`. */
   publishers?(options: PublisherPoolOptions): Promise<PublisherPool>;
   /** Releases every resource; idempotent. Streams' local logs end (followers finish). */
