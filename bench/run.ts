@@ -10,7 +10,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type BenchRow, formatNumber, machine, printReport, type SuiteReport, writeReport } from './lib.js';
 
-export const SUITES = ['core', 'resequencer', 'matcher', 'sink', 'sab', 'websocket', 'redis', 'maze'];
+export const SUITES = ['core', 'resequencer', 'matcher', 'sink', 'maze', 'sab', 'websocket', 'redis'];
 
 export async function runSuites(names: string[], quick: boolean): Promise<SuiteReport[]> {
   const reports: SuiteReport[] = [];

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { configFromEnvironment, createFabric, type FabricConfig, WeftError } from '../index.js';
 import { runDemo } from './demo.js';
+import { mazeMain } from './maze.js';
 
 const USAGE = `weft <command> [options]
 
@@ -16,6 +17,7 @@ commands:
   demo                      the main job: publishers, followers, exactly-once check, summary
   publish <stream> [json|-] publish one JSON event, or newline-delimited JSON from stdin with '-'
   follow <stream>           print events as NDJSON (--from N|start|end, --last N)
+  maze                      the follower-maze event forwarder (--event-port 9090 --client-port 9099)
   help                      this text
 
 common options:
@@ -170,6 +172,8 @@ export async function main(argv: string[]): Promise<number> {
         return await publishCommand(rest);
       case 'follow':
         return await followCommand(rest);
+      case 'maze':
+        return await mazeMain(rest);
       default:
         throw new UsageError(`unknown command '${command}' (try: weft help)`);
     }

@@ -152,6 +152,8 @@ export class Sink<T = unknown> {
   #ensured = new Map<string, Promise<void>>();
   #closing = new AbortController();
   #loops = new Set<Promise<void>>();
+  /** Loops suspended at a `yield` (the caller's code runs). */
+  #paused = new Set<Promise<void>>();
   /** Idle loops of this handle: aborted to wake them (a nack here, a stream added). */
   #pokes = new Set<AbortController>();
   #claimNow = false;
@@ -226,10 +228,14 @@ export class Sink<T = unknown> {
     };
   }
 
-  /** Stops every consume loop of this sink handle (their unacked deliveries are released). Idempotent. */
+  /**
+   * Stops every consume loop of this sink handle; their unacked deliveries are released. Idempotent.
+   * Waits for loops busy in I/O; a loop paused at a delivery (the caller's code runs) finishes when
+   * it is resumed, so calling `close()` from inside a consume loop does not deadlock.
+   */
   async close(): Promise<void> {
     this.#closing.abort();
-    await Promise.allSettled([...this.#loops]);
+    await Promise.allSettled([...this.#loops].filter((l) => !this.#paused.has(l)));
   }
 
   #ensure(stream: string): Promise<void> {
@@ -349,12 +355,17 @@ export class Sink<T = unknown> {
               this.#poke(true);
             }
           };
-          yield {
-            event: e,
-            deliveries: entry.deliveries,
-            ack: () => settle(true),
-            nack: () => settle(false),
-          };
+          this.#paused.add(finished);
+          try {
+            yield {
+              event: e,
+              deliveries: entry.deliveries,
+              ack: () => settle(true),
+              nack: () => settle(false),
+            };
+          } finally {
+            this.#paused.delete(finished);
+          }
         }
       }
       if (signal?.aborted) throw new AbortError(signal.reason);

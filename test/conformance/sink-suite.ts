@@ -272,6 +272,25 @@ export function sinkSuite(name: string, factory: FabricFactory, options: { model
       await fromSeq.stop();
     });
 
+    it('sink.close() called inside a consume loop ends every loop without deadlock', async () => {
+      const stream = uniqueName('st');
+      await publishN(stream, 10);
+      const sink = fabric.sink<number>(uniqueName('sink'), { streams: [stream] });
+      let handled = 0;
+      const loop = async () => {
+        for await (const d of sink.consume()) {
+          await d.ack();
+          if (++handled === 5) await sink.close();
+        }
+      };
+      await Promise.all([loop(), loop()]);
+      expect(handled).toBeGreaterThanOrEqual(5);
+      // What the loops did not ack is still there for a new loop of the same sink.
+      const again = new Puller(fabric.sink<number>(sink.name, { streams: [stream] }).consume());
+      expect((await take(again, 10 - handled)).length).toBe(10 - handled);
+      await again.stop();
+    });
+
     it('rejects bad sink options with InvalidArgumentError or PatternError naming them', () => {
       const cases: [() => unknown, RegExp][] = [
         [() => fabric.sink('', { streams: ['a'] }), /sink name/],
