@@ -59,6 +59,49 @@ export function markdown(reports: SuiteReport[]): string {
   return out.join('\n');
 }
 
+/**
+ * An SVG bar chart of every row that has a baseline: its ratio on a log scale, with the target
+ * marked. Generated from the report (README embeds bench/results/latest.svg).
+ */
+export function svgChart(reports: SuiteReport[]): string {
+  const rows = reports.flatMap((r) =>
+    r.rows.filter((row) => row.ratio !== undefined).map((row) => ({ suite: r.suite, ...row })),
+  );
+  const W = 900;
+  const rowH = 22;
+  const left = 430;
+  const H = 40 + rows.length * rowH + 30;
+  const maxLog = Math.log10(Math.max(1000, ...rows.map((r) => r.ratio ?? 1)));
+  const minLog = Math.log10(Math.min(0.01, ...rows.map((r) => r.ratio ?? 1)));
+  const x = (ratio: number) => left + ((Math.log10(ratio) - minLog) / (maxLog - minLog)) * (W - left - 60);
+  const esc = (t: string) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  const out = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="10" y="20" font-size="14" font-weight="bold">Weft vs baseline, same run (ratio, log scale; &gt; 1 = Weft better)</text>`,
+    `<line x1="${x(1)}" y1="30" x2="${x(1)}" y2="${H - 25}" stroke="#888" stroke-dasharray="4 3"/>`,
+    `<text x="${x(1) + 3}" y="${H - 12}" fill="#555">1x</text>`,
+  ];
+  rows.forEach((r, i) => {
+    const y = 40 + i * rowH;
+    const ratio = r.ratio ?? 1;
+    const color = r.target === undefined ? '#4a7bd0' : r.met ? '#3a9a4a' : '#d0563a';
+    const x0 = Math.min(x(1), x(ratio));
+    out.push(
+      `<text x="${left - 8}" y="${y + 14}" text-anchor="end">${esc(`${r.suite}: ${r.name}`.slice(0, 68))}</text>`,
+      `<rect x="${x0}" y="${y + 3}" width="${Math.max(1, Math.abs(x(ratio) - x(1)))}" height="${rowH - 7}" fill="${color}"/>`,
+      `<text x="${Math.max(x(ratio), x(1)) + 4}" y="${y + 14}">${ratio >= 10 ? ratio.toFixed(0) : ratio.toFixed(2)}x</text>`,
+    );
+    if (r.target !== undefined) {
+      out.push(
+        `<line x1="${x(r.target)}" y1="${y + 1}" x2="${x(r.target)}" y2="${y + rowH - 2}" stroke="black" stroke-width="2"/>`,
+      );
+    }
+  });
+  out.push('</svg>');
+  return `${out.join('\n')}\n`;
+}
+
 async function cli(): Promise<void> {
   const args = process.argv.slice(2);
   const quick = args.includes('--quick');
@@ -74,8 +117,9 @@ async function cli(): Promise<void> {
     `${JSON.stringify({ machine: machine(), quick, durationMs: Date.now() - started, reports }, null, 2)}\n`,
   );
   writeFileSync(new URL('latest.md', dir), markdown(reports));
+  writeFileSync(new URL('latest.svg', dir), svgChart(reports));
   console.log(
-    `\nall suites took ${((Date.now() - started) / 1000).toFixed(1)} s; wrote bench/results/latest.{json,md}`,
+    `\nall suites took ${((Date.now() - started) / 1000).toFixed(1)} s; wrote bench/results/latest.{json,md,svg}`,
   );
 }
 
