@@ -102,25 +102,30 @@ export function svgChart(reports: SuiteReport[]): string {
   return `${out.join('\n')}\n`;
 }
 
-async function cli(): Promise<void> {
-  const args = process.argv.slice(2);
-  const quick = args.includes('--quick');
-  const names = args.filter((a) => !a.startsWith('--'));
-  const started = Date.now();
-  const reports = await runSuites(names.length > 0 ? names : SUITES, quick);
+/** Writes bench/results/latest.{json,md,svg} for a set of reports. */
+export function writeLatest(reports: SuiteReport[], quick: boolean, durationMs: number): void {
   const dir = new URL('../bench/results/', import.meta.url).href.replace(
     '/dist/bench/results/',
     '/bench/results/',
   );
   writeFileSync(
     new URL('latest.json', dir),
-    `${JSON.stringify({ machine: machine(), quick, durationMs: Date.now() - started, reports }, null, 2)}\n`,
+    `${JSON.stringify({ machine: machine(), quick, durationMs, reports }, null, 2)}\n`,
   );
   writeFileSync(new URL('latest.md', dir), markdown(reports));
   writeFileSync(new URL('latest.svg', dir), svgChart(reports));
   console.log(
-    `\nall suites took ${((Date.now() - started) / 1000).toFixed(1)} s; wrote bench/results/latest.{json,md,svg}`,
+    `\nall suites took ${(durationMs / 1000).toFixed(1)} s; wrote bench/results/latest.{json,md,svg}`,
   );
+}
+
+async function cli(): Promise<void> {
+  const args = process.argv.slice(2);
+  const quick = args.includes('--quick');
+  const names = args.filter((a) => !a.startsWith('--'));
+  const started = Date.now();
+  const reports = await runSuites(names.length > 0 ? names : SUITES, quick);
+  writeLatest(reports, quick, Date.now() - started);
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) await cli();

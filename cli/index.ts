@@ -17,6 +17,7 @@ commands:
   demo                      the main job: publishers, followers, exactly-once check, summary
   publish <stream> [json|-] publish one JSON event, or newline-delimited JSON from stdin with '-'
   follow <stream>           print events as NDJSON (--from N|start|end, --last N)
+  bench [suite...] [--quick] run the benchmarks side by side with their baselines (writes bench/results/)
   maze                      the follower-maze event forwarder (--event-port 9090 --client-port 9099)
   help                      this text
 
@@ -137,6 +138,23 @@ async function followCommand(args: string[]): Promise<number> {
   return 0;
 }
 
+async function benchCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: { quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    allowPositionals: true,
+  });
+  const { SUITES, runSuites, writeLatest } = await import('../bench/run.js');
+  if (values.help) return print(`weft bench [suite...] [--quick]: suites ${SUITES.join(', ')}`);
+  const unknown = positionals.filter((p) => !SUITES.includes(p));
+  if (unknown.length > 0)
+    throw new UsageError(`unknown benchmark suite '${unknown[0]}' (known: ${SUITES.join(', ')})`);
+  const started = Date.now();
+  const reports = await runSuites(positionals.length > 0 ? positionals : SUITES, values.quick === true);
+  writeLatest(reports, values.quick === true, Date.now() - started);
+  return 0;
+}
+
 function parseJson(text: string, what: string): unknown {
   try {
     return JSON.parse(text);
@@ -174,6 +192,8 @@ export async function main(argv: string[]): Promise<number> {
         return await followCommand(rest);
       case 'maze':
         return await mazeMain(rest);
+      case 'bench':
+        return await benchCommand(rest);
       default:
         throw new UsageError(`unknown command '${command}' (try: weft help)`);
     }
