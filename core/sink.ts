@@ -351,7 +351,7 @@ export class Sink<T = unknown> {
               this.stats.acked++;
               await groups.ack(group, stream, [e.seq]);
             } else {
-              await groups.release(group, stream, [e.seq]);
+              await groups.release(group, consumer, stream, [e.seq]);
               this.#poke(true);
             }
           };
@@ -371,7 +371,7 @@ export class Sink<T = unknown> {
       if (signal?.aborted) throw new AbortError(signal.reason);
     } finally {
       for (const [stream, seqs] of inHand) {
-        if (seqs.size > 0) await groups.release(group, stream, [...seqs]).catch(() => {});
+        if (seqs.size > 0) await groups.release(group, consumer, stream, [...seqs]).catch(() => {});
       }
       this.#loops.delete(finished);
       done();

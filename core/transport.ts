@@ -175,8 +175,12 @@ export interface GroupOperations {
   ): Promise<GroupEntry[]>;
   /** Removes entries from the pending list. Unknown or already acked sequences are ignored (ack is idempotent). */
   ack(group: string, stream: string, seqs: readonly number[]): Promise<void>;
-  /** Makes pending entries claimable at once (a nack, or a consumer leaving), keeping their delivery count. */
-  release(group: string, stream: string, seqs: readonly number[]): Promise<void>;
+  /**
+   * Makes pending entries claimable at once (a nack, or a consumer leaving), keeping their delivery
+   * count, but only those still pending for `consumer`: an entry another consumer has claimed since
+   * is left alone (a stale holder must not release someone else's delivery).
+   */
+  release(group: string, consumer: string, stream: string, seqs: readonly number[]): Promise<void>;
   /**
    * Resolves when `stream` may have new entries for the group, or after `timeoutMs`, or on abort.
    * Lets one consumer wait on several streams; a transport may resolve early (spurious wake-ups are fine).

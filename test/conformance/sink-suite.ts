@@ -14,22 +14,25 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 /** Pulls the next delivery, or undefined after `ms` (the pending next() is kept for the following pull). */
 class Puller<T> {
   #it: AsyncIterator<Delivery<T>>;
-  #pending: Promise<IteratorResult<Delivery<T>>> | undefined;
+  #pending: Promise<{ r: IteratorResult<Delivery<T>>; at: number }> | undefined;
   ended = false;
+  /** When the last delivery pulled was handed out by the loop (not when the test looked at it). */
+  lastAt = 0;
   constructor(it: AsyncIterator<Delivery<T>>) {
     this.#it = it;
   }
   async pull(ms: number): Promise<Delivery<T> | undefined> {
     if (this.ended) return undefined;
-    this.#pending ??= this.#it.next();
-    const r = await Promise.race([this.#pending, sleep(ms).then(() => undefined)]);
-    if (r === undefined) return undefined;
+    this.#pending ??= this.#it.next().then((r) => ({ r, at: Date.now() }));
+    const got = await Promise.race([this.#pending, sleep(ms).then(() => undefined)]);
+    if (got === undefined) return undefined;
     this.#pending = undefined;
-    if (r.done) {
+    if (got.r.done) {
       this.ended = true;
       return undefined;
     }
-    return r.value;
+    this.lastAt = got.at;
+    return got.r.value;
   }
   async stop(): Promise<void> {
     this.ended = true;
@@ -347,7 +350,7 @@ export function sinkSuite(name: string, factory: FabricFactory, options: { model
                 throw new Error(`drain: acked ${settled()} of ${model.matching.size}`);
               const d = await drain.pull(ACK_TIMEOUT);
               if (d === undefined) continue;
-              checkDelivery(model, -1, d);
+              checkDelivery(model, -1, d, drain.lastAt);
               model.acked.add(d.event.seq);
               await d.ack();
             }
@@ -395,12 +398,12 @@ interface SinkReal {
 }
 type SinkCmd = fc.AsyncCommand<SinkModel, SinkReal>;
 
-function checkDelivery(m: SinkModel, consumer: number, d: Delivery<number>): void {
+function checkDelivery(m: SinkModel, consumer: number, d: Delivery<number>, at: number): void {
   const seq = d.event.seq;
   expect(m.matching.has(seq), `seq ${seq} does not match the filter but was delivered`).toBe(true);
   expect(m.acked.has(seq), `seq ${seq} was delivered again after its ack`).toBe(false);
   m.lateAcked.delete(seq); // a redelivery of a late ack: it will be acked (again) by this holder
-  const now = Date.now();
+  const now = at;
   // Another holder may exist only if it held the event longer than the ack timeout (then it was reclaimed).
   // The test sees a delivery a little after the transport made it (batchSize 1: no prefetch).
   const slack = 40;
@@ -443,7 +446,7 @@ class PullCmd implements SinkCmd {
     const c = live[this.i % live.length]!;
     const d = await c.puller.pull(20);
     if (d === undefined) return;
-    checkDelivery(m, r.consumers.indexOf(c), d);
+    checkDelivery(m, r.consumers.indexOf(c), d, c.puller.lastAt);
     c.inHand.push(d);
   }
   toString = () => `pull(${this.i})`;

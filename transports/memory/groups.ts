@@ -96,11 +96,11 @@ export class MemoryGroups implements GroupOperations {
     for (const seq of seqs) g.pending.delete(seq);
   }
 
-  async release(group: string, stream: string, seqs: readonly number[]): Promise<void> {
+  async release(group: string, consumer: string, stream: string, seqs: readonly number[]): Promise<void> {
     const g = this.#state(group, stream);
     for (const seq of seqs) {
       const p = g.pending.get(seq);
-      if (p !== undefined) p.deliveredAt = Number.NEGATIVE_INFINITY;
+      if (p !== undefined && p.consumer === consumer) p.deliveredAt = Number.NEGATIVE_INFINITY;
     }
     const waiters = [...this.#releaseWaiters];
     this.#releaseWaiters.clear();
