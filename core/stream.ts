@@ -265,6 +265,15 @@ export class Stream<T = unknown> {
 
   /** The local mirror of a remote stream: started by the first follower, fed by `watch`. */
   #mirror(): Promise<EventLog<WeftEvent>> {
+    // A mirror whose feed ended with an error (stream dropped or recreated, transport down too long)
+    // cannot serve new followers: start a new one. A cleanly ended one (closed stream) stays.
+    const current = this.#mirrorSync;
+    if (current !== undefined && current.ended && current.error !== undefined && !this.#owner.isClosed) {
+      this.#watch?.stop();
+      this.#mirrorLog = undefined;
+      this.#mirrorSync = undefined;
+      this.#watch = undefined;
+    }
     if (this.#mirrorLog !== undefined) return this.#mirrorLog;
     const ts = this.#ts;
     const ready = (async () => {

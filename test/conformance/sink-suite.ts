@@ -319,7 +319,7 @@ export function sinkSuite(name: string, factory: FabricFactory, options: { model
     });
 
     it('model-based: any interleaving of publishes, joins, leaves, acks, nacks and timeouts acks every matching event, never to two holders at once, losing none', async () => {
-      const ACK_TIMEOUT = 100;
+      const ACK_TIMEOUT = 200;
       await fc.assert(
         fc.asyncProperty(fc.commands(sinkCommands(), { maxCommands: 25, size: 'max' }), async (cmds) => {
           const stream = uniqueName('model');
@@ -363,7 +363,7 @@ export function sinkSuite(name: string, factory: FabricFactory, options: { model
             await sink.close();
           }
         }),
-        fcParams({ numRuns: options.modelRuns ?? 20 }),
+        fcParams({ numRuns: options.modelRuns ?? 12 }),
       );
     });
   });
@@ -405,8 +405,9 @@ function checkDelivery(m: SinkModel, consumer: number, d: Delivery<number>, at: 
   m.lateAcked.delete(seq); // a redelivery of a late ack: it will be acked (again) by this holder
   const now = at;
   // Another holder may exist only if it held the event longer than the ack timeout (then it was reclaimed).
-  // The test sees a delivery a little after the transport made it (batchSize 1: no prefetch).
-  const slack = 40;
+  // The test sees a delivery a little after the transport made it (batchSize 1: no prefetch), and
+  // more so on a loaded machine or over a network: the check allows that much uncertainty.
+  const slack = 120;
   for (const h of m.holders.get(seq) ?? []) {
     expect(
       now - h.since,
@@ -469,7 +470,7 @@ class SettleCmd implements SinkCmd {
     m.holders.set(seq, others);
     if (this.how === 'ack') {
       await d.ack();
-      const late = mine !== undefined && Date.now() - mine.since >= m.ackTimeout - 40;
+      const late = mine !== undefined && Date.now() - mine.since >= m.ackTimeout - 120;
       if (late || others.length > 0) m.lateAcked.add(seq);
       else m.acked.add(seq);
     } else {

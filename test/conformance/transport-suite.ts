@@ -443,6 +443,14 @@ export function transportSuite(name: string, factory: FabricFactory, options: Su
         expect(await s.read()).toEqual([]);
         expect(await s.publish(1)).toBe(1);
         expect((await s.info()).epoch).not.toBe(epoch);
+        // The recreated stream can be followed again: history, then live.
+        const again = s.follow({ from: 'start' });
+        const c = collect(again);
+        await again.ready();
+        await s.publish(2);
+        await eventually(() => c.received.length === 2, 5_000, 'the recreated stream to be followed');
+        expect(c.received.map((e) => e.seq)).toEqual([1, 2]);
+        await again.return();
       });
     });
 

@@ -173,7 +173,12 @@ export async function startRedisServer(
     await exited;
     clearTimeout(timer);
   };
-  await start();
+  try {
+    await start();
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
@@ -215,7 +220,7 @@ async function waitPong(port: number, timeoutMs: number, dead: () => boolean): P
       });
       s.connect(port, '127.0.0.1', () => s.write('PING\r\n'));
     });
-    if (last === '+PONG') return;
+    if (last === '+PONG' || last.startsWith('-NOAUTH')) return; // up (with a password: up and guarded)
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`no PONG within ${timeoutMs} ms (last: ${last})`);
