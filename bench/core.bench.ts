@@ -144,22 +144,6 @@ export async function run({ quick }: { quick: boolean }): Promise<BenchRow[]> {
     });
     costs[`weft publish, ${F} followers behind`] = { F, kind: 'behind' };
 
-    // Every follower parked: before each measured publish, let them take everything and park again.
-    const parked = startFollowers(fabric, `parked-${F}`, F, false, { maxLength: 10_000 });
-    let w = 0;
-    publishCost.add(
-      `weft publish, ${F} followers parked`,
-      () => {
-        parked.stream.publish(w++);
-      },
-      {
-        afterEach: async () => {
-          await until(parked.sink, F);
-        },
-      },
-    );
-    costs[`weft publish, ${F} followers parked`] = { F, kind: 'parked' };
-
     const ee = new EventEmitter();
     ee.setMaxListeners(0);
     let hits = 0;
@@ -184,13 +168,36 @@ export async function run({ quick }: { quick: boolean }): Promise<BenchRow[]> {
       extra: { followers: costs[task.name]!.F, meanNs: mean * 1e6 },
     });
   }
+  // Every follower parked: each measured publish is the first after all followers parked again,
+  // with an event-loop turn in between (so nothing is amortised over a burst). Timed one call at a
+  // time with hrtime, minus the timer's own cost; EventEmitter.emit is timed the same way.
+  for (const F of [1, 1000]) {
+    rows.push({
+      name: `weft publish, ${F} followers parked`,
+      value: await parkedPublishCost(fabric, F, quick ? 600 : 3000),
+      unit: 'ns/publish (p50)',
+      extra: { followers: F, method: 'hrtime per call, a turn between calls' },
+    });
+    rows.push({
+      name: `EventEmitter.emit, ${F} listeners, timed alike`,
+      value: await emitCost(F, quick ? 600 : 3000),
+      unit: 'ns/emit (p50)',
+      extra: { followers: F, method: 'hrtime per call, a turn between calls' },
+    });
+  }
   for (const kind of ['behind', 'parked']) {
     compare(rows, `weft publish, 1000 followers ${kind}`, `weft publish, 1 followers ${kind}`, {
       lowerIsBetter: true,
       target: 0.5,
     });
     const r = rows.find((x) => x.name === `weft publish, 1000 followers ${kind}`)!;
-    const ee = rows.find((x) => x.name === 'EventEmitter.emit, 1000 listeners')!;
+    const ee = rows.find(
+      (x) =>
+        x.name ===
+        (kind === 'parked'
+          ? 'EventEmitter.emit, 1000 listeners, timed alike'
+          : 'EventEmitter.emit, 1000 listeners'),
+    )!;
     rows.push({
       name: `weft publish vs EventEmitter.emit, 1000 followers ${kind}`,
       value: r.value,
@@ -203,6 +210,53 @@ export async function run({ quick }: { quick: boolean }): Promise<BenchRow[]> {
   }
   await fabric.close();
   return rows;
+}
+
+const turn = () => new Promise<void>((r) => setImmediate(r));
+
+function median(xs: number[]): number {
+  xs.sort((a, b) => a - b);
+  return xs[xs.length >> 1]!;
+}
+
+function timerCost(n: number): number {
+  const xs: number[] = [];
+  for (let k = 0; k < n; k++) {
+    const t0 = process.hrtime.bigint();
+    xs.push(Number(process.hrtime.bigint() - t0));
+  }
+  return median(xs);
+}
+
+async function parkedPublishCost(fabric: Fabric, F: number, n: number): Promise<number> {
+  const f = startFollowers(fabric, `parked-${F}-${Date.now()}`, F, false, { maxLength: 10_000 });
+  await turn();
+  const xs: number[] = [];
+  for (let k = 0; k < n; k++) {
+    const done = until(f.sink, F);
+    const t0 = process.hrtime.bigint();
+    f.stream.publish(k);
+    xs.push(Number(process.hrtime.bigint() - t0));
+    await done;
+    await turn();
+  }
+  await f.stop();
+  return Math.max(1, median(xs) - timerCost(n));
+}
+
+async function emitCost(F: number, n: number): Promise<number> {
+  const ee = new EventEmitter();
+  ee.setMaxListeners(0);
+  let hits = 0;
+  for (let i = 0; i < F; i++) ee.on('e', () => hits++);
+  const xs: number[] = [];
+  for (let k = 0; k < n; k++) {
+    const t0 = process.hrtime.bigint();
+    ee.emit('e', k);
+    xs.push(Number(process.hrtime.bigint() - t0));
+    await turn();
+  }
+  return Math.max(1, median(xs) - timerCost(n)) + hits * 0;
 }
 
 function startFollowers(
