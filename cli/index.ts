@@ -17,6 +17,7 @@ commands:
   demo                      the main job: publishers, followers, exactly-once check, summary
   publish <stream> [json|-] publish one JSON event, or newline-delimited JSON from stdin with '-'
   follow <stream>           print events as NDJSON (--from N|start|end, --last N)
+  serve [--host h] [--port p] a WebSocket gateway in front of the selected fabric (Prometheus text on /metrics)
   bench [suite...] [--quick] run the benchmarks side by side with their baselines (writes bench/results/)
   maze                      the follower-maze event forwarder (--event-port 9090 --client-port 9099)
   help                      this text
@@ -138,6 +139,64 @@ async function followCommand(args: string[]): Promise<number> {
   return 0;
 }
 
+async function serveCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { ...commonOptions, host: { type: 'string' }, port: { type: 'string' } },
+  });
+  if (values.help) {
+    return print(
+      'weft serve [--host 127.0.0.1] [--port 7070] [--transport t | --url u | --config f]: a WebSocket gateway; Ctrl-C stops it',
+    );
+  }
+  const port = values.port === undefined ? 7070 : intFlag('--port', values.port);
+  const host = values.host ?? '127.0.0.1';
+  const { pino } = await import('pino');
+  const { serveWebSocket } = await import('../transports/websocket/index.js');
+  const { prometheusText } = await import('../index.js');
+  const { createServer } = await import('node:http');
+  const log = pino({ name: 'weft-gateway' });
+  const fabric = await createFabric(selectConfig(values));
+  // One HTTP server: the WebSocket upgrade for clients, and GET /metrics for Prometheus.
+  const server = createServer((req, res) => {
+    if (req.method === 'GET' && req.url === '/metrics') {
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+      res.end(prometheusText(fabric.metrics(), gatewayMetrics()));
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const gateway = await serveWebSocket({
+    fabric,
+    server,
+    onError: (e: Error) => log.warn({ err: e }, 'gateway error'),
+  });
+  const gatewayMetrics = (): Record<string, number> => {
+    const stats = gateway.stats() as unknown as Record<string, unknown>;
+    const out: Record<string, number> = { gateway_connections: gateway.connections };
+    for (const [k, v] of Object.entries(stats))
+      if (typeof v === 'number') out[`gateway_${k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}`] = v;
+    return out;
+  };
+  log.info(
+    { url: `ws://${host}:${(server.address() as { port: number }).port}`, transport: fabric.transport.name },
+    'listening',
+  );
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  log.info('stopping');
+  await gateway.close();
+  await new Promise((r) => server.close(r));
+  await fabric.close();
+  return 0;
+}
+
 async function benchCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -194,6 +253,8 @@ export async function main(argv: string[]): Promise<number> {
         return await mazeMain(rest);
       case 'bench':
         return await benchCommand(rest);
+      case 'serve':
+        return await serveCommand(rest);
       default:
         throw new UsageError(`unknown command '${command}' (try: weft help)`);
     }

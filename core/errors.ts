@@ -20,6 +20,10 @@ export const ErrorCode = {
   FRAME: 'WEFT_ERR_FRAME',
   TRANSPORT: 'WEFT_ERR_TRANSPORT',
   UNSUPPORTED: 'WEFT_ERR_UNSUPPORTED',
+  UNAUTHORIZED: 'WEFT_ERR_UNAUTHORIZED',
+  FORBIDDEN: 'WEFT_ERR_FORBIDDEN',
+  LIMIT: 'WEFT_ERR_LIMIT',
+  UNCONFIRMED: 'WEFT_ERR_UNCONFIRMED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

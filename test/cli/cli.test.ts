@@ -1,10 +1,11 @@
 /** The `weft` command line, run as a child process (real argv, real exit codes). */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { createFabric } from '../../index.js';
 
 const cli = fileURLToPath(new URL('../../cli/index.ts', import.meta.url));
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -73,9 +74,37 @@ describe('weft CLI', () => {
     expect(bad.stderr).toMatch(/not valid JSON/);
   });
 
+  it('serve runs a WebSocket gateway with Prometheus text on /metrics, and stops on SIGINT', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', cli, 'serve', '--port', '0'], { cwd: root });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout.on('data', (b: Buffer) => {
+          out += b.toString();
+          const line = out.split('\n').find((l) => l.includes('"listening"'));
+          if (line) resolve((JSON.parse(line) as { url: string }).url);
+        });
+        child.once('exit', (code) => reject(new Error(`serve exited with ${code}`)));
+      });
+      const remote = await createFabric({ transport: 'websocket', url });
+      expect(await remote.stream('cli.orders').publish({ id: 1 })).toBe(1);
+      const metrics = await fetch(`${url.replace('ws:', 'http:')}/metrics`);
+      expect(metrics.status).toBe(200);
+      const text = await metrics.text();
+      expect(text).toContain('weft_stream_last_seq{transport="memory",stream="cli.orders"} 1');
+      expect(text).toContain('weft_gateway_connections');
+      await remote.close();
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      child.kill('SIGINT');
+      expect(await exited).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
   it('help lists the commands', async () => {
     const r = await weft(['help']);
     expect(r.code).toBe(0);
-    for (const c of ['demo', 'publish', 'follow', 'bench', 'maze']) expect(r.stdout).toContain(c);
+    for (const c of ['demo', 'publish', 'follow', 'serve', 'bench', 'maze']) expect(r.stdout).toContain(c);
   });
 });
