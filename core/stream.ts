@@ -268,7 +268,7 @@ export class Stream<T = unknown> {
     // A mirror whose feed ended with an error (stream dropped or recreated, transport down too long)
     // cannot serve new followers: start a new one. A cleanly ended one (closed stream) stays.
     const current = this.#mirrorSync;
-    if (current !== undefined && current.ended && current.error !== undefined && !this.#owner.isClosed) {
+    if (current?.ended && current.error !== undefined && !this.#owner.isClosed) {
       this.#watch?.stop();
       this.#mirrorLog = undefined;
       this.#mirrorSync = undefined;
