@@ -12,6 +12,7 @@ import { createFabricFrom, type Fabric, type FabricConfig, registerTransport } f
 import { memoryTransport } from './transports/memory/index.js';
 
 export * from './core/index.js';
+export { GapNotice, type GapReason, isGapNotice } from './transports/sab/gap.js';
 
 registerTransport('memory', memoryTransport);
 // The others load only when a config selects them (so `weft` stays light, and a missing optional

@@ -29,8 +29,11 @@ function weft(
 
 describe('weft CLI', () => {
   it('demo verifies exactly-once delivery and says so', async () => {
-    const r = await weft(['demo', '--events', '5000', '--followers', '3', '--quiet']);
+    const r = await weft(['demo', '--events', '5000', '--followers', '2', '--remote', '1', '--quiet']);
     expect(r.code).toBe(0);
+    expect(r.stdout).toContain("weft demo on 'sab'"); // the demo's embedded default: worker-thread publishers
+    expect(r.stdout).toContain('worker threads');
+    expect(r.stdout).toContain('remote (WebSocket): 1 x');
     expect(r.stdout).toContain('followers verified: 3/3');
     expect(r.stdout).toContain('lost: 0, duplicated: 0');
     expect(r.stdout).toContain('result: OK');
