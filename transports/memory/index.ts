@@ -8,8 +8,9 @@
  * long: its followers throw `StreamResetError` and the next append starts a new epoch at 1.
  */
 
-import { ClosedError, StreamResetError, TruncatedError } from '../../core/errors.js';
+import { ClosedError, StreamResetError } from '../../core/errors.js';
 import { EventLog } from '../../core/event-log.js';
+import { expire, hasRetention, readRetained, retain } from '../../core/retention.js';
 import type {
   StreamBounds,
   Transport,
@@ -63,7 +64,7 @@ export class MemoryStream implements TransportStream {
   /** Sets the retention (when a stream opened implicitly, e.g. by a sink, is then opened by a user). */
   configure(retention: RetentionOptions): void {
     this.#retention = retention;
-    this.#retained = retention.maxLength !== undefined || retention.maxAgeMs !== undefined;
+    this.#retained = hasRetention(retention);
     clearTimeout(this.#ttlTimer);
     this.#ttlTimer = undefined;
     if (retention.ttlMs !== undefined) this.#armTtl(retention.ttlMs);
@@ -84,7 +85,7 @@ export class MemoryStream implements TransportStream {
     const time = Date.now();
     log.appendOne({ stream: this.name, seq, time, topic, data });
     gen.lastAppend = time;
-    if (this.#retained) this.#retain(log, time);
+    if (this.#retained) retain(log, this.#retention, time);
     return seq;
   }
 
@@ -102,26 +103,16 @@ export class MemoryStream implements TransportStream {
     }
     log.append(events);
     gen.lastAppend = time;
-    if (this.#retained) this.#retain(log, time);
+    if (this.#retained) retain(log, this.#retention, time);
     return first;
   }
 
-  #retain(log: EventLog<WeftEvent>, time: number): void {
-    const r = this.#retention;
-    if (r.maxLength !== undefined && log.nextSeq - log.firstSeq > r.maxLength) {
-      log.trimTo(log.nextSeq - r.maxLength, r.maxLength > 0);
-    }
-    if (r.maxAgeMs !== undefined) log.trimOlderThan(time - r.maxAgeMs);
-  }
-
   async read(from: number, limit: number): Promise<WeftEvent[]> {
-    const log = this.#expire();
-    if (from < log.firstSeq) throw new TruncatedError(this.name, from, log.firstSeq);
-    return log.slice(from, limit);
+    return readRetained(this.name, expire(this.#gen.log, this.#retention), from, limit);
   }
 
   async bounds(): Promise<StreamBounds> {
-    const log = this.#expire();
+    const log = expire(this.#gen.log, this.#retention);
     const gen = this.#gen;
     return { epoch: gen.epoch, first: log.firstSeq, next: log.nextSeq, closed: gen.closed };
   }
@@ -146,13 +137,6 @@ export class MemoryStream implements TransportStream {
     clearTimeout(this.#ttlTimer);
     this.#ttlTimer = undefined;
     this.#gen.log.end();
-  }
-
-  #expire(): EventLog<WeftEvent> {
-    const log = this.#gen.log;
-    const maxAge = this.#retention.maxAgeMs;
-    if (maxAge !== undefined) log.trimOlderThan(Date.now() - maxAge);
-    return log;
   }
 
   #closedError(gen: Generation): ClosedError {

@@ -9,9 +9,10 @@
  * died after claiming it is filled with a GapNotice event (gap.ts), never skipped.
  * Constraint: main thread only; driven by the drain (drain.ts) and by core's Stream.
  */
-import { ClosedError, StreamResetError, TruncatedError } from '../../core/errors.js';
+import { ClosedError, StreamResetError } from '../../core/errors.js';
 import { EventLog } from '../../core/event-log.js';
 import { Resequencer } from '../../core/resequencer.js';
+import { expire, hasRetention, readRetained, retain } from '../../core/retention.js';
 import type { StreamBounds, TransportStream } from '../../core/transport.js';
 import type { EventInput, RetentionOptions, WeftEvent } from '../../core/types.js';
 import type { Control } from './control.js';
@@ -95,7 +96,7 @@ export class SabStream implements TransportStream {
   /** Sets retention once (for a stream a worker opened first). */
   setRetention(retention: RetentionOptions): void {
     this.#retention = retention;
-    this.#retained = retention.maxLength !== undefined || retention.maxAgeMs !== undefined;
+    this.#retained = hasRetention(retention);
     if (retention.ttlMs !== undefined && this.#ttlTimer === undefined) this.#armTtl(retention.ttlMs);
   }
 
@@ -272,7 +273,7 @@ export class SabStream implements TransportStream {
     if (gen.reseq === undefined) gen.expected += events.length;
     const time = events[events.length - 1]!.time;
     gen.lastAppend = Date.now();
-    if (this.#retained) this.#retain(log, time);
+    if (this.#retained) retain(log, this.#retention, time);
     if (gen.waitersHead < gen.waiters.length) this.#resolveWaiters(gen);
     if (gen.closeAt > 0) this.#checkEnd(gen);
     if (this.watched) this.#host.control.ring();
@@ -292,33 +293,16 @@ export class SabStream implements TransportStream {
     }
   }
 
-  #retain(log: EventLog<WeftEvent>, time: number): void {
-    const r = this.#retention;
-    if (r.maxLength !== undefined && log.nextSeq - log.firstSeq > r.maxLength) {
-      log.trimTo(log.nextSeq - r.maxLength);
-    }
-    if (r.maxAgeMs !== undefined) log.trimOlderThan(time - r.maxAgeMs);
-  }
-
   // ------------------------------------------------------------------ reads
 
   async read(from: number, limit: number): Promise<WeftEvent[]> {
-    const log = this.#expire();
-    if (from < log.firstSeq) throw new TruncatedError(this.name, from, log.firstSeq);
-    return log.slice(from, limit);
+    return readRetained(this.name, expire(this.#gen.log, this.#retention), from, limit);
   }
 
   async bounds(): Promise<StreamBounds> {
-    const log = this.#expire();
+    const log = expire(this.#gen.log, this.#retention);
     const gen = this.#gen;
     return { epoch: gen.epoch, first: log.firstSeq, next: log.nextSeq, closed: gen.closed };
-  }
-
-  #expire(): EventLog<WeftEvent> {
-    const log = this.#gen.log;
-    const maxAge = this.#retention.maxAgeMs;
-    if (maxAge !== undefined) log.trimOlderThan(Date.now() - maxAge);
-    return log;
   }
 
   // ------------------------------------------------------------------ close and fail
