@@ -30,6 +30,11 @@ describe('sab: publishers in workers, a follower on the main thread', () => {
         last.set(e.data.shard, e.data.i);
       });
       expect([...last.values()]).toEqual([4999, 4999, 4999, 4999]);
+      // Ring gauges: four shards, and everything committed was drained.
+      const ring = fabric.metrics().transportMetrics;
+      expect(ring.ring_shards).toBe(4);
+      expect(ring.ring_capacity_bytes).toBeGreaterThan(0);
+      expect(ring.ring_occupancy_bytes).toBe(0);
     } finally {
       await pool.close();
       await fabric.close();

@@ -50,6 +50,22 @@ export class SabTransport implements Transport, StreamHost, DrainHost {
     this.drainer.start();
   }
 
+  /** Ring gauges for `fabric.metrics()`: shards, and bytes committed but not yet drained (occupancy). */
+  metrics(): Record<string, number> {
+    let occupancy = 0;
+    let capacity = 0;
+    for (const shard of this.drainer.shards) {
+      occupancy += shard.reader.available();
+      capacity += shard.capacity;
+    }
+    return {
+      ring_shards: this.drainer.shards.length,
+      ring_occupancy_bytes: occupancy,
+      ring_capacity_bytes: capacity,
+      streams: this.#streams.size,
+    };
+  }
+
   get reorderWindow(): number {
     return this.options.reorderWindow;
   }
