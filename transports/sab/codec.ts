@@ -132,6 +132,8 @@ export class BatchEncoder {
     } catch (e) {
       this.reset();
       throw new FrameError(`cannot encode event data: ${(e as Error).message}`, { cause: e });
+    } finally {
+      detach(packr);
     }
     // msgpackr moved to a buffer of its own (the output outgrew ours): grow ours for next time.
     if (out.buffer !== (target ?? this.#scratch).buffer && out.byteLength > this.#scratch.length >>> 1) {
@@ -281,12 +283,24 @@ export class StandaloneEncoder {
       out = this.#packr.pack(value);
     } catch (e) {
       throw new FrameError(`cannot encode event data: ${(e as Error).message}`, { cause: e });
+    } finally {
+      detach(this.#packr);
     }
     if (out.buffer !== this.#scratch.buffer && out.byteLength > this.#scratch.length >>> 1) {
       this.#scratch = Buffer.allocUnsafeSlow(Math.min(2 ** 30, 2 * out.byteLength));
     }
     return out;
   }
+}
+
+/**
+ * msgpackr's output buffer is shared by every Packr in the process: after `useBuffer(scratch)`, any
+ * other code's `pack()` would write into our scratch and be overwritten by our next record. Point
+ * it at an empty buffer after each use, so other packers allocate their own.
+ */
+const DETACHED = Buffer.alloc(0);
+function detach(packr: Packr): void {
+  packr.useBuffer(DETACHED);
 }
 
 export function newStandaloneDecoder(): Unpackr {
