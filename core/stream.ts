@@ -16,7 +16,6 @@ import {
 } from './errors.js';
 import { Chunk, EventLog } from './event-log.js';
 import { Follower, type FollowerStart } from './follower.js';
-import { validateTopic } from './topic-matcher.js';
 import type { StreamBounds, TransportStream } from './transport.js';
 import type {
   EventInput,
@@ -27,9 +26,15 @@ import type {
   StreamOptions,
   WeftEvent,
 } from './types.js';
-import { checkCount, checkKeys, checkSignal, checkStart } from './validate.js';
+import {
+  checkCount,
+  checkKeys,
+  checkPublishOptions,
+  checkSignal,
+  checkStart,
+  checkTopic,
+} from './validate.js';
 
-const PUBLISH_KEYS = ['topic', 'signal'];
 const BATCH_KEYS = ['signal'];
 const READ_KEYS = ['from', 'last', 'limit', 'signal'];
 const FOLLOW_KEYS = ['from', 'last', 'epoch', 'signal'];
@@ -86,10 +91,7 @@ export class Stream<T = unknown> {
     let topic: string | undefined;
     if (options !== undefined) {
       try {
-        checkKeys('publish options', options, PUBLISH_KEYS);
-        if (options.topic !== undefined) topic = topicOf('publish options.topic', options.topic);
-        const signal = checkSignal('publish options.signal', options.signal);
-        if (signal?.aborted) throw new AbortError(signal.reason);
+        topic = checkPublishOptions(options);
       } catch (e) {
         return Promise.reject(e);
       }
@@ -128,7 +130,8 @@ export class Stream<T = unknown> {
       }
       batch[i] = {
         data: item.data,
-        topic: item.topic === undefined ? undefined : topicOf(`publishBatch items[${i}].topic`, item.topic),
+        topic:
+          item.topic === undefined ? undefined : checkTopic(`publishBatch items[${i}].topic`, item.topic),
       };
     }
     if (signal?.aborted) throw new AbortError(signal.reason);
@@ -380,13 +383,6 @@ export class Stream<T = unknown> {
   #closedError(): ClosedError {
     return new ClosedError(`fabric is closed (stream '${this.name}')`);
   }
-}
-
-function topicOf(what: string, topic: unknown): string {
-  if (typeof topic !== 'string')
-    throw new InvalidArgumentError(`${what} must be a string, got ${show(topic)}`);
-  validateTopic(topic);
-  return topic;
 }
 
 /** Resolves a follow start against an in-process log (synchronously, so 'end' means "after this call"). */

@@ -2,7 +2,8 @@
  * Argument validation at the boundary (style point 10): every public call is checked once here,
  * with a message that names the option and the bad value; past this point the code trusts its inputs.
  */
-import { InvalidArgumentError, show } from './errors.js';
+import { AbortError, InvalidArgumentError, show } from './errors.js';
+import { validateTopic } from './topic-matcher.js';
 import type { RetentionOptions, StartPosition } from './types.js';
 
 /** Stream and sink names: 1-200 characters from a safe set (they become Redis keys and wire fields). */
@@ -79,4 +80,29 @@ export function checkRetention(what: string, options: unknown): RetentionOptions
 
 export function sameRetention(a: RetentionOptions, b: RetentionOptions): boolean {
   return a.maxLength === b.maxLength && a.maxAgeMs === b.maxAgeMs && a.ttlMs === b.ttlMs;
+}
+
+/** A topic to publish under. @throws InvalidArgumentError (not a string) or PatternError (malformed). */
+export function checkTopic(what: string, topic: unknown): string {
+  if (typeof topic !== 'string')
+    throw new InvalidArgumentError(`${what} must be a string, got ${show(topic)}`);
+  validateTopic(topic);
+  return topic;
+}
+
+const PUBLISH_KEYS = ['topic', 'signal'];
+
+/**
+ * The options of one `publish()`, shared by every publishing handle (core streams, worker streams).
+ * Returns the topic. @throws InvalidArgumentError, PatternError, AbortError (signal already aborted).
+ */
+export function checkPublishOptions(
+  options: { topic?: unknown; signal?: unknown } | undefined,
+): string | undefined {
+  if (options === undefined) return undefined;
+  checkKeys('publish options', options, PUBLISH_KEYS);
+  const topic = options.topic === undefined ? undefined : checkTopic('publish options.topic', options.topic);
+  const signal = checkSignal('publish options.signal', options.signal);
+  if (signal?.aborted) throw new AbortError(signal.reason);
+  return topic;
 }

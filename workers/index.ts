@@ -12,9 +12,8 @@
  */
 import { workerData } from 'node:worker_threads';
 import { AbortError, ClosedError, ErrorCode, InvalidArgumentError, show, WeftError } from '../core/errors.js';
-import { validateTopic } from '../core/topic-matcher.js';
 import type { EventInput, PublishOptions } from '../core/types.js';
-import { checkKeys, checkName, checkSignal } from '../core/validate.js';
+import { checkKeys, checkName, checkPublishOptions, checkSignal, checkTopic } from '../core/validate.js';
 import {
   layout,
   type SabWorkerData,
@@ -28,7 +27,6 @@ import { WorkerFollower, type WorkerFollowOptions } from './follower.js';
 export { GapNotice, isGapNotice } from '../transports/sab/internal.js';
 export { WorkerFollower, type WorkerFollowOptions } from './follower.js';
 
-const PUBLISH_KEYS = ['topic', 'signal'];
 const TRY_KEYS = ['topic'];
 const BATCH_KEYS = ['signal'];
 const WRITABLE_KEYS = ['signal', 'bytes'];
@@ -244,10 +242,7 @@ export class WorkerStream<T = unknown> {
     let topic: string | undefined;
     if (options !== undefined) {
       try {
-        checkKeys('publish options', options, PUBLISH_KEYS);
-        if (options.topic !== undefined) topic = topicOf('publish options.topic', options.topic);
-        const signal = checkSignal('publish options.signal', options.signal);
-        if (signal?.aborted) throw new AbortError(signal.reason);
+        topic = checkPublishOptions(options);
       } catch (e) {
         return Promise.reject(e);
       }
@@ -286,7 +281,7 @@ export class WorkerStream<T = unknown> {
   tryPublish(data: T, options?: { topic?: string }): boolean {
     checkKeys('tryPublish options', options, TRY_KEYS);
     const topic =
-      options?.topic === undefined ? undefined : topicOf('tryPublish options.topic', options.topic);
+      options?.topic === undefined ? undefined : checkTopic('tryPublish options.topic', options.topic);
     return this.#fabric.tryFlushStream(this as WorkerStream<unknown>, data, topic);
   }
 
@@ -317,13 +312,6 @@ export class WorkerStream<T = unknown> {
   }
 }
 
-function topicOf(what: string, topic: unknown): string {
-  if (typeof topic !== 'string')
-    throw new InvalidArgumentError(`${what} must be a string, got ${show(topic)}`);
-  validateTopic(topic);
-  return topic;
-}
-
 /** Validates a batch without copying it (the encoder reads `data` and `topic` synchronously). */
 function checkBatch(items: unknown): readonly EventInput[] {
   if (!Array.isArray(items)) {
@@ -341,7 +329,7 @@ function checkBatch(items: unknown): readonly EventInput[] {
     }
     const topic = item.topic;
     if (topic !== undefined && topic !== lastTopic) {
-      topicOf(`publishBatch items[${i}].topic`, topic);
+      checkTopic(`publishBatch items[${i}].topic`, topic);
       lastTopic = topic;
     }
   }
