@@ -6,7 +6,7 @@
  * runs over the gateway's consumer-group proxy, directly and through the cutting proxy.
  */
 import { afterAll } from 'vitest';
-import { createFabric } from '../../index.js';
+import { createFabric, type Fabric } from '../../index.js';
 import { serveWebSocket, type WebSocketGateway } from '../../transports/websocket/index.js';
 import { sinkSuite } from '../conformance/sink-suite.js';
 import { transportSuite } from '../conformance/transport-suite.js';
@@ -25,6 +25,18 @@ afterAll(async () => {
 
 const fastReconnect = { initialDelayMs: 2, maxDelayMs: 40 };
 
+/** A client fabric behind a proxy that cuts its TCP connection every 30-150 ms (CUT_MIN/CUT_MAX). */
+async function cutFabric(): Promise<Fabric> {
+  const backing = await createFabric({ transport: 'memory' });
+  const gateway = await serveWebSocket({ fabric: backing, port: 0 });
+  gateways.push(gateway);
+  const proxy = await TcpProxy.start(gateway.port);
+  proxies.push(proxy);
+  const fabric = await createFabric({ transport: 'websocket', url: proxy.url, reconnect: fastReconnect });
+  proxy.cutEvery(Number(process.env.CUT_MIN ?? 30), Number(process.env.CUT_MAX ?? 150));
+  return fabric;
+}
+
 transportSuite('websocket', async () => {
   const backing = await createFabric({ transport: 'memory' });
   const gateway = await serveWebSocket({ fabric: backing, port: 0 });
@@ -32,20 +44,7 @@ transportSuite('websocket', async () => {
   return createFabric({ transport: 'websocket', url: gateway.url });
 });
 
-transportSuite(
-  'websocket, connection cut every 30-150 ms',
-  async () => {
-    const backing = await createFabric({ transport: 'memory' });
-    const gateway = await serveWebSocket({ fabric: backing, port: 0 });
-    gateways.push(gateway);
-    const proxy = await TcpProxy.start(gateway.port);
-    proxies.push(proxy);
-    const fabric = await createFabric({ transport: 'websocket', url: proxy.url, reconnect: fastReconnect });
-    proxy.cutEvery(Number(process.env.CUT_MIN ?? 30), Number(process.env.CUT_MAX ?? 150));
-    return fabric;
-  },
-  { settleMs: 10_000 },
-);
+transportSuite('websocket, connection cut every 30-150 ms', cutFabric, { settleMs: 10_000 });
 
 // Sinks over the wire: the gateway runs the memory fabric's consumer-group operations.
 sinkSuite(
@@ -61,17 +60,4 @@ sinkSuite(
 
 // Sinks over a connection cut every 30-150 ms: group reads and claims are answered once per key
 // (a retry gets the same entries), waits wake on reconnect, acks are idempotent.
-sinkSuite(
-  'websocket, connection cut every 30-150 ms',
-  async () => {
-    const backing = await createFabric({ transport: 'memory' });
-    const gateway = await serveWebSocket({ fabric: backing, port: 0 });
-    gateways.push(gateway);
-    const proxy = await TcpProxy.start(gateway.port);
-    proxies.push(proxy);
-    const fabric = await createFabric({ transport: 'websocket', url: proxy.url, reconnect: fastReconnect });
-    proxy.cutEvery(Number(process.env.CUT_MIN ?? 30), Number(process.env.CUT_MAX ?? 150));
-    return fabric;
-  },
-  { modelRuns: 5 },
-);
+sinkSuite('websocket, connection cut every 30-150 ms', cutFabric, { modelRuns: 5 });
